@@ -1,0 +1,6 @@
+"""Ops behind the critic's hot spots, native when built, plain PyTorch otherwise."""
+from gantools.ops._backend import describe as backend
+from gantools.ops.bias_leaky_relu import bias_leaky_relu
+from gantools.ops.gradient_penalty import gradient_penalty, penalty_from_grad
+
+__all__ = ["backend", "bias_leaky_relu", "gradient_penalty", "penalty_from_grad"]

@@ -1,0 +1,103 @@
+"""The plugin contracts: one place that documents what every kind of plugin provides.
+
+A plugin is one module exposing one public object, registered under an entry-point group
+(``gantools.architectures``, ``gantools.losses``, ``gantools.inverters``, ``gantools.datasets``).
+That object is a *factory*, usually a class: gantools calls it with the user's plugin options
+as keyword arguments (``--arch-opt width=32`` -> ``factory(width=32)``) and uses the returned
+instance. The factory's keyword parameters and their defaults ARE the plugin's option schema:
+unknown keys are refused, and string values from the command line are converted to the type of
+the default. Optional abilities are attributes read with a default (``getattr(obj, name, None)``).
+
+The classes below are documentation and optional base classes; plugins need not inherit them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+GROUPS = {
+    "architectures": "gantools.architectures",
+    "losses": "gantools.losses",
+    "inverters": "gantools.inverters",
+    "datasets": "gantools.datasets",
+}
+
+Logs = dict[str, float]
+
+
+class Architecture:
+    """Builds the networks. ``image_shape`` is (C, H, W) for images or (2,) for 2-D points."""
+
+    def generator(self, z_dim: int, image_shape: tuple[int, ...]) -> nn.Module:
+        """Return G mapping (N, z_dim) latents to (N, *image_shape) samples (tanh range for images)."""
+        ...
+
+    def discriminator(self, image_shape: tuple[int, ...], *, per_sample: bool) -> nn.Module:
+        """Return the critic mapping (N, *image_shape) to (N,) scores.
+
+        Args:
+            per_sample: True when the loss needs each sample's score to depend on that sample
+                only (gradient penalties): no BatchNorm then; use no or layer normalisation.
+        """
+        ...
+
+    # Optional: encoder_trunk(image_shape) -> (nn.Module, features: int), the critic's conv
+    # trunk with fresh weights, used by encoder-style inverters.
+    # Optional: check_shape(image_shape) raising gantools.errors.UserError when unsupported.
+
+
+class Loss:
+    """An adversarial objective. ``defaults`` are the published recipe the trainer uses unless
+    the dataset recommends or the user sets something else:
+    ``{"n_critic": int, "optimizer": "adam"|"rmsprop", "lr": float, "betas": (float, float)}``.
+    ``per_sample`` (default False) says the critic must not couple samples (see Architecture).
+    """
+
+    defaults: dict[str, Any] = {}
+    per_sample: bool = False
+
+    def discriminator_loss(self, critic: nn.Module, real: torch.Tensor,
+                           fake: torch.Tensor) -> tuple[torch.Tensor, Logs]:
+        """Critic objective to MINIMISE, and logs (e.g. d_real, d_fake, wasserstein, penalty)."""
+        ...
+
+    def generator_loss(self, critic: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Logs]:
+        """Generator objective to MINIMISE, and logs."""
+        ...
+
+    # Optional: after_discriminator_step(critic) -> None, e.g. WGAN weight clipping.
+
+
+class Inverter:
+    """Maps images back to latents. Post-hoc inverters provide ``fit(run, steps)`` against a
+    frozen generator; joint inverters (trained with the GAN) provide ``attach(trainer)`` and
+    add their own terms through the trainer's hooks."""
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Return latents (N, z_dim) whose generations reconstruct ``images`` (N, C, H, W)."""
+        ...
+
+
+class Dataset:
+    """Training data. ``build(arg, image_size, channels)`` returns a torch Dataset whose items
+    are float tensors in [-1, 1] of shape (C, H, W), or 2-D points of shape (2,).
+
+    Attributes:
+        kind: "images" or "points".
+        recommended: settings this data trains best with (e.g. image_size, n_critic, lr, ema);
+            the run applies them unless the user overrides them.
+    The returned torch Dataset may offer ``get_batch(indices: LongTensor) -> Tensor`` as a
+    fast path; otherwise items are stacked.
+    """
+
+    kind: str = "images"
+    recommended: dict[str, Any] = {}
+
+    def build(self, arg: str | None, image_size: int | None,
+              channels: int | None) -> torch.utils.data.Dataset:
+        """Load the data. ``arg`` is what follows ``name:`` on the command line (a path, a
+        variant) or None; ``image_size``/``channels`` are the requested resolution and
+        channel count, None meaning the data's own."""
+        ...
