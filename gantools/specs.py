@@ -24,6 +24,8 @@ GROUPS = {
     "datasets": "gantools.datasets",
 }
 
+SINGULAR = {"architectures": "architecture", "losses": "loss", "inverters": "inverter", "datasets": "dataset"}
+
 Logs = dict[str, float]
 
 
@@ -60,7 +62,8 @@ class Loss:
 
     def discriminator_loss(self, critic: nn.Module, real: torch.Tensor,
                            fake: torch.Tensor) -> tuple[torch.Tensor, Logs]:
-        """Critic objective to MINIMISE, and logs (e.g. d_real, d_fake, wasserstein, penalty)."""
+        """Critic objective to MINIMISE, and logs (e.g. d_real, d_fake, wasserstein, penalty)
+        as floats or detached scalar tensors (the trainer averages them between log lines)."""
         ...
 
     def generator_loss(self, critic: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Logs]:
@@ -87,7 +90,9 @@ class Dataset:
     Attributes:
         kind: "images" or "points".
         recommended: settings this data trains best with (e.g. image_size, n_critic, lr, ema);
-            the run applies them unless the user overrides them.
+            the run applies them unless the user overrides them. A "loss:NAME" key holds a
+            dict of settings that apply only with that loss (a recipe tuned for WGAN-GP must
+            not change a weight-clipped WGAN's learning rate).
     The returned torch Dataset may offer ``get_batch(indices: LongTensor) -> Tensor`` as a
     fast path; otherwise items are stacked.
     """

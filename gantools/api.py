@@ -1,0 +1,141 @@
+"""The Python API, mirroring the CLI: train(...) -> Run, load_run(dir) -> Run."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gantools import checkpoint as ckpt
+from gantools import config as cfg
+from gantools.errors import UserError
+from gantools.models import build_models, resolve_device, sample_prior
+from gantools.registry import Registry, default_registry
+
+
+class Run:
+    """A trained (or training) run: its config, networks and directory.
+
+    Attributes:
+        config: the resolved config.
+        generator: the generator used for sampling (the weight average when ema > 0).
+        critic: the critic.
+        directory: the run directory (None for runs that were not saved).
+    """
+
+    def __init__(self, config: dict[str, Any], generator: torch.nn.Module, critic: torch.nn.Module,
+                 data_kind: str, data_shape: tuple[int, ...], directory: Path | None, step: int,
+                 device: torch.device, status: str = "finished"):
+        self.config, self.generator, self.critic = config, generator, critic
+        self.data_kind, self.data_shape = data_kind, tuple(data_shape)
+        self.directory, self.step, self.device, self.status = directory, step, device, status
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None, batch_size: int = 500) -> torch.Tensor:
+        """n samples on the CPU: images (n, C, H, W) in [-1, 1] or points (n, 2)."""
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        z = sample_prior(n, self.config["z_dim"], self.config["prior"], torch.device("cpu"), gen)
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            parts = [self.generator(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)]
+        finally:
+            self.generator.train(was_training)
+        return torch.cat(parts) if parts else torch.empty(0, *self.data_shape)
+
+    def __repr__(self) -> str:
+        return (f"Run({self.config['arch']}/{self.config['loss']} on {self.config['dataset']}, "
+                f"step {self.step}, dir={self.directory})")
+
+
+def default_out(config: dict[str, Any]) -> Path:
+    name = cfg.split_dataset(config["dataset"])[0]
+    return Path("runs") / f"{config['arch']}-{config['loss']}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(*, out: str | Path | None = None, resume: bool = False, config: str | None = None,
+          progress: bool = False, registry: Registry | None = None, **settings: Any) -> Run:
+    """Train a GAN; the settings are those of ``gantools run`` (see gantools.config.CORE_DEFAULTS).
+
+    Args:
+        out: run directory (default runs/ARCH-LOSS-DATASET-TIMESTAMP).
+        resume: continue the run in ``out`` from checkpoints/latest.pt; only ``steps``,
+            ``device`` and the logging cadences may change.
+        config: a JSON/TOML file of settings (below explicit ``settings``).
+        progress: show a progress bar.
+        registry: plugin registry (default: the installed plugins).
+        **settings: arch, loss, dataset, steps, batch_size, lr, ...
+
+    Returns:
+        The Run, with its generator and critic on the training device.
+    """
+    from gantools.trainer import Trainer
+
+    registry = registry or default_registry()
+    if resume:
+        if out is None:
+            raise UserError("resume needs the run directory (--out DIR)")
+        state = ckpt.load(Path(out) / "checkpoints" / "latest.pt")
+        resolved, sources = _resumed_config(state, settings, config)
+    else:
+        resolved, sources = cfg.resolve(registry, settings, config)
+        out = Path(out) if out is not None else default_out(resolved)
+        if (Path(out) / "checkpoints" / "latest.pt").exists():
+            raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        state = None
+    trainer = Trainer(registry, resolved, sources, out, progress=progress)
+    if state is not None:
+        trainer.load_state_dict(state)
+    status = trainer.train()
+    m = trainer.models
+    return Run(resolved, trainer.sampling_generator(), m.critic, trainer.data_kind, trainer.data_shape,
+               Path(out), trainer.step, trainer.device, status)
+
+
+RESUMABLE = ("steps", "device", "sample_every", "checkpoint_every", "log_every")
+
+
+def _resumed_config(state: dict, settings: dict[str, Any], config_file: str | None) -> tuple[dict, dict]:
+    """The saved config, with only the settings that may change on resume applied."""
+    if config_file:
+        raise UserError("--resume continues the saved config; drop --config")
+    saved, sources = dict(state["config"]), dict(state.get("sources", {}))
+    for key, value in settings.items():
+        if key not in RESUMABLE and value != saved.get(key):
+            raise UserError(f"--resume continues the saved run, which has {key}={saved.get(key)!r}; "
+                            f"only {', '.join(RESUMABLE)} may change")
+        saved[key], sources[key] = value, "cli"
+    return cfg.validate(saved), sources
+
+
+def load_run(directory: str | Path, device: str = "cpu", checkpoint: str = "latest.pt",
+             registry: Registry | None = None) -> Run:
+    """Load a run directory's checkpoint; the networks are rebuilt from plugin names, never unpickled.
+
+    Args:
+        directory: the run directory written by ``gantools run``.
+        device: where to put the networks.
+        checkpoint: file name under checkpoints/.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"no run directory at {directory}")
+    state = ckpt.load(directory / "checkpoints" / checkpoint)
+    config = state["config"]
+    dev = resolve_device(device)
+    shape = tuple(state["data"]["shape"])
+    models = build_models(registry or default_registry(), config, shape, dev)
+    try:
+        weights = state["generator_ema"] if state.get("generator_ema") is not None else state["generator"]
+        models.generator.load_state_dict(weights)
+        models.critic.load_state_dict(state["critic"])
+    except RuntimeError as exc:
+        raise UserError(f"checkpoint in {directory} does not match the plugins' networks "
+                        f"(was a plugin changed?): {str(exc).splitlines()[0]}") from None
+    models.generator.eval()
+    models.critic.eval()
+    return Run(config, models.generator, models.critic, state["data"]["kind"], shape, directory,
+               int(state["step"]), dev)
+
+

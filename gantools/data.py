@@ -1,0 +1,52 @@
+"""Deterministic, resumable batches from any torch Dataset."""
+from __future__ import annotations
+
+import torch
+
+from gantools.errors import UserError
+
+
+class BatchStream:
+    """Endless shuffled batches; the order depends only on (seed, epoch), so the state to
+    resume is two integers.
+
+    Args:
+        dataset: a torch Dataset; its ``get_batch(indices)`` is used when it has one.
+        batch_size: items per batch (the last partial batch of an epoch is dropped).
+        seed: seeds the per-epoch permutation.
+    """
+
+    def __init__(self, dataset, batch_size: int, seed: int):
+        self.dataset = dataset
+        self.n = len(dataset)
+        if self.n < batch_size:
+            raise UserError(f"the dataset has {self.n} items, fewer than the batch size {batch_size}")
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+        self.pos = 0
+        self._perm = self._permutation()
+
+    def _permutation(self) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return torch.randperm(self.n, generator=gen)
+
+    def next(self) -> torch.Tensor:
+        """The next batch (B, ...) as a float tensor."""
+        if self.pos + self.batch_size > self.n:
+            self.epoch += 1
+            self.pos = 0
+            self._perm = self._permutation()
+        idx = self._perm[self.pos:self.pos + self.batch_size]
+        self.pos += self.batch_size
+        get_batch = getattr(self.dataset, "get_batch", None)
+        if get_batch is not None:
+            return get_batch(idx)
+        return torch.stack([torch.as_tensor(self.dataset[int(i)]) for i in idx])
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+        self._perm = self._permutation()

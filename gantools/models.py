@@ -1,0 +1,66 @@
+"""Build the networks of a run from its plugin names and options (training and loading alike)."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from gantools.errors import UserError
+from gantools.registry import Registry
+
+
+@dataclass
+class Models:
+    """The plugins and networks of one run."""
+
+    arch: Any
+    loss: Any
+    generator: nn.Module
+    critic: nn.Module
+    generator_ema: nn.Module | None
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; an unavailable cuda is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name} requested but CUDA is not available here (torch {torch.__version__})")
+    return torch.device(name)
+
+
+def build_models(registry: Registry, config: dict[str, Any], data_shape: tuple[int, ...],
+                 device: torch.device) -> Models:
+    """Create the architecture and loss plugins and the generator/critic for ``data_shape``."""
+    arch = registry.create("architectures", config["arch"], config["arch_opts"])
+    loss = registry.create("losses", config["loss"], config["loss_opts"])
+    check = getattr(arch, "check_shape", None)
+    if check is not None:
+        check(tuple(data_shape))
+    generator = arch.generator(config["z_dim"], tuple(data_shape)).to(device)
+    critic = arch.discriminator(tuple(data_shape), per_sample=bool(getattr(loss, "per_sample", False)))
+    critic = critic.to(device)
+    ema = None
+    if config["ema"] > 0:
+        ema = copy.deepcopy(generator).eval().requires_grad_(False)
+    return Models(arch, loss, generator, critic, ema)
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model; buffers (BatchNorm statistics) are copied."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+def sample_prior(n: int, z_dim: int, prior: str, device: torch.device,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """n latents from the run's prior: standard normal or uniform on [-1, 1]."""
+    if prior == "uniform":
+        return torch.rand(n, z_dim, device=device, generator=generator) * 2 - 1
+    return torch.randn(n, z_dim, device=device, generator=generator)

@@ -1,0 +1,83 @@
+"""What a run shows a person: progress bar, sample grids or scatter plots, the loss curve."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from gantools.imageio import save_grid
+
+CURVES = ("d_loss", "g_loss", "wasserstein", "penalty")
+
+
+def progress_bar(step: int, total: int):
+    """A tqdm bar on stderr starting at ``step`` of ``total`` iterations."""
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=step, unit="it", dynamic_ncols=True, leave=True)
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_samples(samples: torch.Tensor, path: Path, kind: str, dataset=None) -> None:
+    """An image grid for images; a scatter plot over (a subsample of) the real data for points."""
+    if kind != "points":
+        # Small images are enlarged (nearest neighbour) so the grid is readable.
+        save_grid(samples, path, upscale=max(1, 64 // samples.shape[-1]))
+        return
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if dataset is not None and len(dataset):
+        idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:2000]
+        real = dataset.get_batch(idx) if hasattr(dataset, "get_batch") else torch.stack([dataset[int(i)] for i in idx])
+        ax.scatter(real[:, 0], real[:, 1], s=2, c="tab:green", alpha=0.3, label="real")
+    ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:orange", alpha=0.6, label="generated")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", markerscale=4)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The rows of a metrics.jsonl file (a torn last line from a crash is ignored)."""
+    rows = []
+    if Path(path).exists():
+        for line in Path(path).read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows logged after ``step``: a resumed run rewrites them."""
+    if Path(path).exists():
+        rows = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+        Path(path).write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def plot_losses(metrics_path: Path, out: Path) -> bool:
+    """Plot the logged losses against the step; False when nothing was logged."""
+    rows = read_metrics(metrics_path)
+    if not rows:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    steps = [r["step"] for r in rows]
+    for key in CURVES:
+        if any(key in r for r in rows):
+            ax.plot(steps, [r.get(key, float("nan")) for r in rows], label=key)
+    ax.set_xlabel("generator step")
+    ax.set_ylabel("value")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.savefig(out, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return True

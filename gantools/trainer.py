@@ -1,0 +1,258 @@
+"""The training loop: n_critic critic steps per generator step, for every loss plugin."""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gantools import checkpoint as ckpt
+from gantools import report
+from gantools.config import split_dataset
+from gantools.data import BatchStream
+from gantools.errors import UserError
+from gantools.models import build_models, resolve_device, sample_prior, update_ema
+from gantools.registry import Registry
+
+N_FIXED = 64  # latents in the fixed sample grid (8 x 8)
+N_FIXED_POINTS = 2000
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite."""
+
+
+def make_optimizer(params, config: dict[str, Any]) -> torch.optim.Optimizer:
+    if config["optimizer"] == "rmsprop":
+        return torch.optim.RMSprop(params, lr=config["lr"])
+    return torch.optim.Adam(params, lr=config["lr"], betas=tuple(config["betas"]))
+
+
+class Trainer:
+    """Owns the models, optimisers, data stream and run directory of one training run.
+
+    Args:
+        registry: plugin registry.
+        config: the resolved config (see gantools.config.resolve).
+        sources: where each config value came from.
+        out: run directory.
+        progress: show a progress bar on stderr.
+    """
+
+    def __init__(self, registry: Registry, config: dict[str, Any], sources: dict[str, str],
+                 out: str | Path, progress: bool = True):
+        self.config, self.sources = config, sources
+        self.out = Path(out)
+        self.progress = progress
+        self.device = resolve_device(config["device"])
+        torch.manual_seed(config["seed"])
+        self.dataset_name, arg = split_dataset(config["dataset"])
+        dataset = registry.create("datasets", self.dataset_name, config["dataset_opts"])
+        self.data_kind = getattr(dataset, "kind", "images")
+        data = dataset.build(arg, config["image_size"], config["channels"])
+        self.data_shape = tuple(data[0].shape) if len(data) else ()
+        self.stream = BatchStream(data, config["batch_size"], config["seed"])
+        self.models = build_models(registry, config, self.data_shape, self.device)
+        self.opt_g = make_optimizer(self.models.generator.parameters(), config)
+        self.opt_d = make_optimizer(self.models.critic.parameters(), config)
+        fixed_gen = torch.Generator().manual_seed(config["seed"] + 1)
+        n_fixed = N_FIXED_POINTS if self.data_kind == "points" else N_FIXED
+        self.fixed_z = sample_prior(n_fixed, config["z_dim"], config["prior"], torch.device("cpu"), fixed_gen)
+        self.step = 0
+        self._stop_requested = False
+        self._log_sums: dict[str, torch.Tensor] = {}
+        self._log_count = 0
+
+    # ---- one iteration ---------------------------------------------------------------------
+    def prior(self, n: int) -> torch.Tensor:
+        return sample_prior(n, self.config["z_dim"], self.config["prior"], self.device)
+
+    def critic_step(self) -> tuple[torch.Tensor, dict]:
+        """Critic update: minimise the loss plugin's critic objective on a real and a fake batch
+        (e.g. WGAN-GP: E[D(G(z))] - E[D(x)] + lambda * E[(||grad D(x_hat)|| - 1)^2])."""
+        m = self.models
+        real = self.stream.next().to(self.device, non_blocking=True)
+        with torch.no_grad():
+            fake = m.generator(self.prior(real.shape[0]))
+        loss, logs = m.loss.discriminator_loss(m.critic, real, fake)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        after = getattr(m.loss, "after_discriminator_step", None)
+        if after is not None:
+            after(m.critic)
+        return loss.detach(), logs
+
+    def generator_step(self) -> tuple[torch.Tensor, dict]:
+        """Generator update: minimise the loss plugin's generator objective
+        (e.g. WGAN: -E[D(G(z))]); the critic's weights are frozen meanwhile."""
+        m = self.models
+        m.critic.requires_grad_(False)
+        try:
+            fake = m.generator(self.prior(self.config["batch_size"]))
+            loss, logs = m.loss.generator_loss(m.critic, fake)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_g.step()
+        finally:
+            m.critic.requires_grad_(True)
+        if m.generator_ema is not None:
+            update_ema(m.generator_ema, m.generator, self.config["ema"])
+        return loss.detach(), logs
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One iteration: n_critic critic updates, then one generator update."""
+        logs: dict[str, torch.Tensor] = {}
+        for _ in range(self.config["n_critic"]):
+            d_loss, d_logs = self.critic_step()
+        g_loss, g_logs = self.generator_step()
+        logs.update(d_logs)
+        logs.update(g_logs)
+        logs["d_loss"], logs["g_loss"] = d_loss, g_loss
+        for name in ("d_loss", "g_loss"):
+            if not math.isfinite(float(logs[name])):
+                raise TrainingDiverged(self._diverged_message(name, float(logs[name])))
+        return logs
+
+    def _diverged_message(self, name: str, value: float) -> str:
+        latest = self.out / "checkpoints" / "latest.pt"
+        kept = f"the last good checkpoint is {latest}" if latest.exists() else "no checkpoint was written yet"
+        return (f"{name} became {value} at step {self.step + 1}; training stopped ({kept}). "
+                f"Try a lower --lr or a different loss")
+
+    # ---- run directory -------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        m = self.models
+        return {
+            "format": ckpt.FORMAT, "version": ckpt.VERSION,
+            "config": self.config, "sources": self.sources, "step": self.step,
+            "data": {"kind": self.data_kind, "shape": list(self.data_shape)},
+            "generator": m.generator.state_dict(), "critic": m.critic.state_dict(),
+            "generator_ema": None if m.generator_ema is None else m.generator_ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "stream": self.stream.state_dict(), "fixed_z": self.fixed_z,
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        m = self.models
+        m.generator.load_state_dict(state["generator"])
+        m.critic.load_state_dict(state["critic"])
+        if m.generator_ema is not None and state.get("generator_ema") is not None:
+            m.generator_ema.load_state_dict(state["generator_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.stream.load_state_dict(state["stream"])
+        self.fixed_z = state["fixed_z"]
+        self.step = int(state["step"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if torch.cuda.is_available() and state["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    def save_checkpoint(self) -> Path:
+        """Write checkpoints/latest.pt, plus a numbered copy on every checkpoint_every step."""
+        state = self.state_dict()
+        latest = self.out / "checkpoints" / "latest.pt"
+        ckpt.save_atomic(state, latest)
+        if self.step % self.config["checkpoint_every"] == 0:
+            ckpt.save_atomic(state, self.out / "checkpoints" / f"step_{self.step:07d}.pt")
+        return latest
+
+    def sampling_generator(self) -> torch.nn.Module:
+        m = self.models
+        return m.generator_ema if m.generator_ema is not None else m.generator
+
+    def save_samples(self) -> Path:
+        """Render the fixed latent batch to samples/step_N.png (and samples/latest.png)."""
+        g = self.sampling_generator()
+        was_training = g.training
+        g.eval()
+        with torch.no_grad():
+            samples = g(self.fixed_z.to(self.device)).float().cpu()
+        g.train(was_training)
+        path = self.out / "samples" / f"step_{self.step:07d}.png"
+        report.save_samples(samples, path, self.data_kind, self.stream.dataset)
+        report.save_samples(samples, self.out / "samples" / "latest.png", self.data_kind, self.stream.dataset)
+        return path
+
+    def write_config(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"config": self.config, "sources": self.sources,
+                           "data": {"kind": self.data_kind, "shape": list(self.data_shape)}}, indent=2)
+        (self.out / "config.json").write_text(text + "\n")
+
+    # ---- the loop ------------------------------------------------------------------------
+    def _accumulate(self, logs: dict[str, torch.Tensor]) -> None:
+        for key, value in logs.items():
+            value = torch.as_tensor(value, dtype=torch.float64).detach().cpu()
+            self._log_sums[key] = self._log_sums.get(key, 0.0) + value
+        self._log_count += 1
+
+    def _flush_logs(self, metrics, seconds: float, bar) -> dict[str, float]:
+        n = max(self._log_count, 1)
+        row = {"step": self.step}
+        row.update({k: round(float(v) / n, 6) for k, v in self._log_sums.items()})
+        images = n * self.config["batch_size"] * self.config["n_critic"]
+        row["images_per_s"] = round(images / max(seconds, 1e-9), 1)
+        metrics.write(json.dumps(row) + "\n")
+        metrics.flush()
+        self._log_sums, self._log_count = {}, 0
+        if bar is not None:
+            bar.set_postfix({k: f"{row[k]:.3g}" for k in ("d_loss", "g_loss", "images_per_s") if k in row})
+        return row
+
+    def _on_sigint(self, signum, frame) -> None:
+        # First Ctrl-C: finish the current iteration, checkpoint and exit; a second one aborts.
+        self._stop_requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def train(self) -> str:
+        """Run until config['steps'] iterations; returns 'finished' or 'interrupted'."""
+        self.write_config()
+        metrics_path = self.out / "metrics.jsonl"
+        report.truncate_metrics(metrics_path, self.step)
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+        bar = report.progress_bar(self.step, self.config["steps"]) if self.progress else None
+        status = "finished"
+        try:
+            with open(metrics_path, "a") as metrics:
+                status = self._loop(metrics, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        self.save_checkpoint()
+        self.save_samples()
+        report.plot_losses(metrics_path, self.out / "loss_curve.png")
+        return status
+
+    def _loop(self, metrics, bar) -> str:
+        cfg = self.config
+        tick = time.perf_counter()
+        while self.step < cfg["steps"]:
+            if self._stop_requested:
+                return "interrupted"
+            self._accumulate(self.train_step())
+            self.step += 1
+            if bar is not None:
+                bar.update(1)
+            if self.step % cfg["log_every"] == 0 or self.step == cfg["steps"]:
+                now = time.perf_counter()
+                self._flush_logs(metrics, now - tick, bar)
+                tick = now
+            if self.step % cfg["sample_every"] == 0:
+                self.save_samples()
+            if self.step % cfg["checkpoint_every"] == 0:
+                self.save_checkpoint()
+        return "finished"
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,75 @@
+"""Multi-layer perceptrons for 2-D toy data and small flat images."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from gantools.errors import UserError
+from gantools.nn import FusedLeakyReLU
+
+
+class Generator(nn.Module):
+    """z (N, z_dim) -> (N, *shape); tanh output for images, linear for points."""
+
+    def __init__(self, z_dim: int, shape: tuple[int, ...], hidden: int, layers: int):
+        super().__init__()
+        blocks: list[nn.Module] = []
+        width = z_dim
+        for _ in range(layers):
+            blocks += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
+            width = hidden
+        blocks.append(nn.Linear(width, math.prod(shape)))
+        if len(shape) > 1:
+            blocks.append(nn.Tanh())
+        self.net = nn.Sequential(*blocks)
+        self.shape = tuple(shape)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(z.shape[0], *self.shape)
+
+
+class Critic(nn.Module):
+    """(N, *shape) -> (N,) scores; hidden activations through the fused bias + leaky ReLU."""
+
+    def __init__(self, shape: tuple[int, ...], hidden: int, layers: int, slope: float):
+        super().__init__()
+        blocks: list[nn.Module] = []
+        width = math.prod(shape)
+        for _ in range(layers):
+            blocks += [nn.Linear(width, hidden, bias=False), FusedLeakyReLU(hidden, slope)]
+            width = hidden
+        blocks.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1)).flatten()
+
+
+class MLP:
+    """MLP architecture plugin (PyTorch's default init; no normalisation, so any loss fits).
+
+    Args:
+        hidden: units per hidden layer.
+        layers: hidden layers in each network.
+        slope: the critic's leaky ReLU slope (0 gives ReLU, as in the WGAN-GP toy code).
+    """
+
+    def __init__(self, hidden: int = 512, layers: int = 3, slope: float = 0.2):
+        if hidden < 1 or layers < 1:
+            raise UserError(f"mlp needs hidden >= 1 and layers >= 1 (got {hidden}, {layers})")
+        self.hidden, self.layers, self.slope = hidden, layers, slope
+
+    def check_shape(self, image_shape: tuple[int, ...]) -> None:
+        if math.prod(image_shape) > 64 * 64 * 3:
+            raise UserError(f"mlp is meant for points and small images; {tuple(image_shape)} is too large")
+
+    def generator(self, z_dim: int, image_shape: tuple[int, ...]) -> nn.Module:
+        return Generator(z_dim, image_shape, self.hidden, self.layers)
+
+    def discriminator(self, image_shape: tuple[int, ...], *, per_sample: bool) -> nn.Module:
+        return Critic(image_shape, self.hidden, self.layers, self.slope)
+
+
+architecture = MLP

@@ -1,0 +1,117 @@
+"""The training loop: resume equivalence, divergence handling, Ctrl-C, run directory contents."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib.metadata import EntryPoint
+
+import pytest
+import torch
+
+import gantools
+from gantools import checkpoint as ckpt
+from gantools.errors import UserError
+from gantools.registry import Registry, installed_entry_points
+from gantools.trainer import TrainingDiverged
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def losses(rows):
+    return [{k: v for k, v in r.items() if k != "images_per_s"} for r in rows]
+
+
+def test_run_directory_contents(tmp_path, tiny_settings):
+    run = gantools.train(out=tmp_path / "run", **tiny_settings)
+    out = tmp_path / "run"
+    assert run.step == 6 and run.status == "finished"
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["config"]["arch"] == "mlp" and saved["sources"]["arch"] == "cli"
+    assert saved["sources"]["lr"] == "loss:wgan-gp" and saved["config"]["lr"] == 1e-4
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.pt", "step_0000003.pt",
+                                                                       "step_0000006.pt"]
+    assert (out / "samples" / "step_0000003.png").exists() and (out / "loss_curve.png").exists()
+    rows = metrics(out)
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    for key in ("d_loss", "g_loss", "wasserstein", "penalty", "d_real", "d_fake", "images_per_s"):
+        assert all(key in r for r in rows)
+
+
+DIGITS = {"dataset": "digits", "image_size": 16, "arch": "dcgan", "arch_opts": {"width": 8}, "z_dim": 8}
+
+
+@pytest.mark.parametrize("variant", [
+    {},  # mlp + wgan-gp on 8gaussians
+    {**DIGITS, "loss": "wgan", "dataset_opts": {}},  # weight clipping, RMSprop, BatchNorm critic
+    {**DIGITS, "loss": "gan", "dataset_opts": {}, "ema": 0.9},  # Adam, BatchNorm, weight average
+], ids=["mlp-wgan-gp", "dcgan-wgan", "dcgan-gan-ema"])
+def test_resume_gives_the_same_losses_and_weights(tmp_path, tiny_settings, variant):
+    settings = {**tiny_settings, **variant, "steps": 8, "log_every": 1}
+    straight = gantools.train(out=tmp_path / "straight", **settings)
+    gantools.train(out=tmp_path / "split", **{**settings, "steps": 4})
+    resumed = gantools.train(out=tmp_path / "split", resume=True, steps=8)
+    assert resumed.step == 8
+    assert losses(metrics(tmp_path / "split")) == losses(metrics(tmp_path / "straight"))
+    for a, b in zip(straight.generator.state_dict().values(), resumed.generator.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_resume_refuses_changed_model_settings(tmp_path, tiny_settings):
+    gantools.train(out=tmp_path / "run", **tiny_settings)
+    with pytest.raises(UserError, match="only steps, device"):
+        gantools.train(out=tmp_path / "run", resume=True, lr=1.0)
+    with pytest.raises(UserError, match="already holds a run"):
+        gantools.train(out=tmp_path / "run", **tiny_settings)
+
+
+class ExplodingLoss:
+    """A Wasserstein-style loss whose critic objective turns NaN at its fifth call."""
+
+    defaults = {"n_critic": 1, "optimizer": "adam", "lr": 1e-4, "betas": (0.5, 0.9)}
+
+    def __init__(self):
+        self.calls = 0
+
+    def discriminator_loss(self, critic, real, fake):
+        self.calls += 1
+        loss = critic(fake).mean() - critic(real).mean()
+        return (loss * float("nan") if self.calls >= 5 else loss), {}
+
+    def generator_loss(self, critic, fake):
+        return -critic(fake).mean(), {}
+
+
+def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, tiny_settings):
+    fake = EntryPoint("exploding", f"{__name__}:ExplodingLoss", "gantools.losses")
+    registry = Registry(lambda: [*installed_entry_points(), ("test-dist", "0", fake)])
+    settings = {**tiny_settings, "loss": "exploding", "checkpoint_every": 2, "steps": 10}
+    with pytest.raises(TrainingDiverged, match=r"d_loss became nan at step 5.*last good checkpoint"):
+        gantools.train(out=tmp_path / "run", registry=registry, **settings)
+    state = ckpt.load(tmp_path / "run" / "checkpoints" / "latest.pt")
+    assert state["step"] == 4
+    assert all(torch.isfinite(v).all() for v in state["generator"].values())
+
+
+def test_ctrl_c_checkpoints_and_exits_zero(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "gantools", "run", "--arch", "mlp", "--dataset", "toy:8gaussians",
+           "--dataset-opt", "n=512", "--arch-opt", "hidden=16", "--z-dim", "2", "--batch-size", "32",
+           "--steps", "1000000", "--log-every", "1", "--no-progress", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "metrics.jsonl").exists() or \
+            (out / "metrics.jsonl").exists() and not (out / "metrics.jsonl").read_text().strip():
+        time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+    os.kill(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "interrupted at step" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    step = ckpt.load(out / "checkpoints" / "latest.pt")["step"]
+    assert 0 < step < 1000000
