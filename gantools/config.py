@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from gantools.errors import UserError
-from gantools.registry import Registry, convert_value
+from gantools.registry import Registry, coerce_options, convert_value
+from gantools.specs import SINGULAR
 
 CORE_DEFAULTS: dict[str, Any] = {
     "arch": "dcgan",
@@ -109,6 +110,12 @@ def resolve(registry: Registry, cli: dict[str, Any], config_file: str | None = N
     layer(for_loss, f"dataset:{dataset_name}")
     layer(file_values, f"file:{config_file}")
     layer(cli, "cli")
+    # Plugin options are checked and typed now, so config.json records what the plugins receive.
+    for kind, key, name in (("architectures", "arch_opts", config["arch"]), ("losses", "loss_opts", loss_name),
+                            ("datasets", "dataset_opts", dataset_name)):
+        if not isinstance(config[key], dict):
+            raise UserError(f"{key} must be a table of key=value options")
+        config[key] = coerce_options(registry.load(kind, name), config[key], f"{SINGULAR[kind]} '{name}'")
     return validate(config), sources
 
 
