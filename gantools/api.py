@@ -1,6 +1,7 @@
 """The Python API, mirroring the CLI: train(...) -> Run, load_run(dir) -> Run."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,9 @@ def train(*, out: str | Path | None = None, resume: bool = False, config: str | 
     trainer = Trainer(registry, resolved, sources, out, progress=progress)
     if state is not None:
         trainer.load_state_dict(state)
+    if progress:
+        print(f"gantools: {resolved['arch']} / {resolved['loss']} on {resolved['dataset']} "
+              f"{'x'.join(map(str, trainer.data_shape))}, {resolved['steps']} steps -> {out}", file=sys.stderr)
     status = trainer.train()
     m = trainer.models
     return Run(resolved, trainer.sampling_generator(), m.critic, trainer.data_kind, trainer.data_shape,

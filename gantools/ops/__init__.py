@@ -1,5 +1,5 @@
 """Ops behind the critic's hot spots, native when built, plain PyTorch otherwise."""
-from gantools.ops._backend import describe as backend
+from gantools.ops._backend import backends as backend
 from gantools.ops.bias_leaky_relu import bias_leaky_relu
 from gantools.ops.gradient_penalty import gradient_penalty, penalty_from_grad
 

@@ -1,13 +1,26 @@
 """Backend selection for the native ops: GANTOOLS_OPS=auto|native|reference, loaded lazily."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
+from typing import Callable
+
+import torch
 
 from gantools.errors import UserError
 
 _CHOICES = ("auto", "native", "reference")
-_state: dict = {"loaded": None, "reason": None, "warned": False}
+OPS = ("bias_leaky_relu", "gradient_penalty")
+# Dtypes each device's kernels take; other dtypes run the reference on purpose
+# (e.g. bfloat16 autocast on CPU), so that choice is not announced.
+_DTYPES = {
+    "cpu": (torch.float32, torch.float64),
+    "cuda": (torch.float16, torch.bfloat16, torch.float32, torch.float64),
+}
+_DISPATCH_KEYS = {"cpu": "CPU", "cuda": "CUDA"}
+_state: dict = {"loaded": None, "reason": None, "warned": set()}
+_on_load: list[Callable[[], None]] = []
 
 
 def requested() -> str:
@@ -18,39 +31,74 @@ def requested() -> str:
     return value
 
 
+def on_load(register: Callable[[], None]) -> None:
+    """Run ``register`` (fake kernels, autograd) once the library has registered its ops."""
+    _on_load.append(register)
+
+
 def _load_native() -> bool:
-    """Import the compiled library once; remember why it failed."""
+    """Load the compiled library once, on first use; remember why it failed."""
     if _state["loaded"] is None:
         try:
-            import gantools._C  # noqa: F401  (registers torch.ops.gantools.*)
-        except Exception as exc:  # any import failure means "not built here"
+            # find_spec locates the built file without importing it: the library
+            # has no Python module init, only dispatcher registrations.
+            spec = importlib.util.find_spec("gantools._C")
+            if spec is None or not spec.origin:
+                raise ImportError("gantools._C is not built (pip install --no-build-isolation .)")
+            torch.ops.load_library(spec.origin)
+            for register in _on_load:
+                register()
+        except Exception as exc:  # any failure here means "not usable in this environment"
             _state["loaded"], _state["reason"] = False, f"{type(exc).__name__}: {exc}"
         else:
             _state["loaded"] = True
     return bool(_state["loaded"])
 
 
-def use_native() -> bool:
-    """True when the native kernels should run; announces an auto fallback once."""
-    choice = requested()
-    if choice == "reference":
-        return False
-    if _load_native():
-        return True
+def _has_kernel(op: str, device: str) -> bool:
+    key = _DISPATCH_KEYS.get(device)
+    return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(f"gantools::{op}", key)
+
+
+def _fall_back(reason: str, choice: str) -> bool:
     if choice == "native":
-        raise UserError(f"GANTOOLS_OPS=native but the native library is unavailable ({_state['reason']})")
-    if not _state["warned"]:
-        _state["warned"] = True
-        warnings.warn(f"gantools: native ops unavailable, using the PyTorch reference ({_state['reason']})",
-                      stacklevel=3)
+        raise UserError(f"GANTOOLS_OPS=native but {reason}")
+    if reason not in _state["warned"]:
+        _state["warned"].add(reason)
+        warnings.warn(f"gantools: native ops unavailable, using the PyTorch reference ({reason})",
+                      stacklevel=4)
     return False
 
 
-def describe() -> str:
-    """One line for `gantools info`: which backend the ops use and why."""
+def use_native(op: str, x: torch.Tensor) -> bool:
+    """True when ``op`` should run its native kernel on ``x``; announces each fallback reason once."""
     choice = requested()
     if choice == "reference":
-        return "reference (GANTOOLS_OPS=reference)"
-    if _load_native():
-        return "native"
-    return f"reference (native unavailable: {_state['reason']})"
+        return False
+    if not _load_native():
+        return _fall_back(f"the native library is unavailable ({_state['reason']})", choice)
+    device = x.device.type
+    if device == "meta":
+        return True
+    if not _has_kernel(op, device):
+        return _fall_back(f"the native library has no {device} kernel for {op}", choice)
+    return x.dtype in _DTYPES[device]
+
+
+def backends() -> dict[str, str]:
+    """Per op, the backend it uses and on which devices, e.g. {'bias_leaky_relu': 'native (CPU)'}."""
+    choice = requested()
+    if choice == "reference":
+        return {op: "reference (GANTOOLS_OPS=reference)" for op in OPS}
+    if not _load_native():
+        return {op: f"reference (native unavailable: {_state['reason']})" for op in OPS}
+    result = {}
+    for op in OPS:
+        devices = [key for device, key in _DISPATCH_KEYS.items() if _has_kernel(op, device)]
+        result[op] = f"native ({', '.join(devices)})"
+    return result
+
+
+def describe() -> str:
+    """One line for `gantools info`: each op's backend."""
+    return "; ".join(f"{op}: {how}" for op, how in backends().items())

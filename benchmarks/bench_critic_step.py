@@ -1,0 +1,91 @@
+"""Whole WGAN-GP critic step, DCGAN critic 64x64, batch 64: gantools vs a plain-PyTorch baseline.
+
+Run: pytest benchmarks/bench_critic_step.py --benchmark-group-by=group  (-k cpu / -k cuda)
+The baseline is written the way most WGAN-GP code is: conv with bias + nn.LeakyReLU,
+separate critic calls on real and fake, the penalty through autograd.grad and .norm().
+gantools: conv without bias + FusedLeakyReLU, real and fake in one critic call (no
+batch norm under a gradient penalty, so batching them changes nothing), fused penalty.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+from torch import nn
+
+from gantools.nn import FusedLeakyReLU
+from gantools.ops import gradient_penalty
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+BATCH, SIZE, WIDTH = 64, 64, 64
+PRECISIONS = {"cpu": ["fp32"], "cuda": ["fp32", "bf16"]}
+
+
+def critic(fused: bool, width: int = WIDTH) -> nn.Sequential:
+    """DCGAN-64 critic: 4x4 stride-2 convs, widths w, 2w, 4w, 8w, LeakyReLU 0.2, no norm, 4x4 head."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for i in range(4):
+        out = width * 2 ** i
+        layers.append(nn.Conv2d(channels, out, 4, 2, 1, bias=not fused))
+        layers.append(FusedLeakyReLU(out, 0.2) if fused else nn.LeakyReLU(0.2, inplace=True))
+        channels = out
+    layers.append(nn.Conv2d(channels, 1, 4, 1, 0))
+    return nn.Sequential(*layers, nn.Flatten())
+
+
+def baseline_step(net, opt, real, fake):
+    # Critic objective: max D(x) - D(G(z)) - lambda * (||grad D(x_hat)|| - 1)^2.
+    d_real = net(real).mean()
+    d_fake = net(fake).mean()
+    alpha = torch.rand(real.size(0), 1, 1, 1, device=real.device)
+    x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    out = net(x_hat)
+    grads = torch.autograd.grad(out, x_hat, grad_outputs=torch.ones_like(out), create_graph=True)[0]
+    gp = 10.0 * ((grads.view(grads.size(0), -1).norm(2, dim=1) - 1) ** 2).mean()
+    loss = d_fake - d_real + gp
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+def gantools_step(net, opt, real, fake):
+    # Same objective; real and fake share one critic call.
+    scores = net(torch.cat([real, fake]))
+    d_real, d_fake = scores[: real.size(0)].mean(), scores[real.size(0):].mean()
+    loss = d_fake - d_real + gradient_penalty(net, real, fake, weight=10.0)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+CASES = [(device, precision, variant) for device in DEVICES for precision in PRECISIONS[device]
+         for variant in ("gantools", "baseline")]
+
+
+@pytest.mark.parametrize("device,precision,variant", CASES, ids=str)
+def test_critic_step(benchmark, use_backend, device, precision, variant):
+    use_backend("native")
+    torch.manual_seed(0)
+    torch.backends.cudnn.benchmark = True
+    fused = variant == "gantools"
+    net = critic(fused).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.0, 0.9))
+    real = torch.randn(BATCH, 3, SIZE, SIZE, device=device)
+    fake = torch.randn(BATCH, 3, SIZE, SIZE, device=device)
+    step = gantools_step if fused else baseline_step
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16"
+                else contextlib.nullcontext())
+
+    def run():
+        with autocast:
+            step(net, opt, real, fake)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    benchmark.group = f"critic step {device} {precision} (DCGAN-64, batch {BATCH}, width {WIDTH})"
+    if device == "cpu":
+        benchmark.pedantic(run, rounds=8, warmup_rounds=2)
+    else:
+        benchmark.pedantic(run, rounds=50, warmup_rounds=10)

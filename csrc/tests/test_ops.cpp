@@ -1,0 +1,93 @@
+// C++ test of the gantools ops through the dispatcher, against values worked out by hand.
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <tuple>
+
+namespace {
+
+int passed = 0;
+int failed = 0;
+
+void expect_close(const std::string& name, const at::Tensor& got, const at::Tensor& want) {
+  const bool ok = got.sizes() == want.sizes() && at::allclose(got, want, 1e-6, 1e-6);
+  std::printf("%s %s\n", ok ? "PASS" : "FAIL", name.c_str());
+  if (!ok) {
+    std::printf("  got  %s\n  want %s\n", got.toString().c_str(), want.toString().c_str());
+    std::fflush(stdout);
+  }
+  (ok ? passed : failed)++;
+}
+
+at::Tensor tensor(std::initializer_list<double> values) {
+  return at::tensor(std::vector<double>(values), at::kDouble);
+}
+
+at::Tensor scalar(double value) {
+  return at::scalar_tensor(value, at::kDouble);
+}
+
+c10::OperatorHandle op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "");
+}
+
+void test_bias_leaky_relu() {
+  auto forward = op("gantools::bias_leaky_relu")
+                     .typed<at::Tensor(const at::Tensor&, const std::optional<at::Tensor>&, double,
+                                       double)>();
+  auto backward = op("gantools::bias_leaky_relu_backward")
+                      .typed<at::Tensor(const at::Tensor&, const at::Tensor&, double, double)>();
+  // x: (1, 2, 2); channel 0 gets bias 0.5, channel 1 gets -1; slope 0.2, gain 2.
+  // channel 0: -1 + 0.5 = -0.5 -> -0.1 * 2 = -0.2;  1 + 0.5 = 1.5 -> 3
+  // channel 1:  0.5 - 1 = -0.5 -> -0.2;             3 - 1 = 2 -> 4
+  const at::Tensor x = tensor({-1, 1, 0.5, 3}).view({1, 2, 2});
+  const at::Tensor y = forward.call(x, tensor({0.5, -1}), 0.2, 2.0);
+  expect_close("bias_leaky_relu forward", y, tensor({-0.2, 3, -0.2, 4}).view({1, 2, 2}));
+  // Without bias and with slope 0 it is ReLU: max(x, 0) * 2.
+  expect_close("bias_leaky_relu relu", forward.call(x, std::nullopt, 0.0, 2.0),
+               tensor({0, 2, 1, 6}).view({1, 2, 2}));
+  // Channels innermost (2-D input): bias follows the column.
+  expect_close("bias_leaky_relu 2-D", forward.call(tensor({-1, 1, 1, -3}).view({2, 2}),
+                                                   tensor({2, 0}), 0.5, 1.0),
+               tensor({1, 1, 3, -1.5}).view({2, 2}));
+  // Gradient: grad * gain where the output is positive, grad * gain * slope elsewhere.
+  expect_close("bias_leaky_relu backward", backward.call(tensor({1, 1, 1, 1}).view({1, 2, 2}), y, 0.2, 2.0),
+               tensor({0.4, 2, 0.4, 2}).view({1, 2, 2}));
+}
+
+void test_gradient_penalty() {
+  auto forward = op("gantools::gradient_penalty")
+                     .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, double, double, bool)>();
+  auto backward = op("gantools::gradient_penalty_backward")
+                      .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, double,
+                                        double, bool)>();
+  // Norms 5 and 0; center 1: gaps 4 and -1, mean of squares 8.5, weight 10 -> 85.
+  const at::Tensor g = tensor({3, 4, 0, 0}).view({2, 2});
+  auto [penalty, norms] = forward.call(g, 10.0, 1.0, false);
+  expect_close("gradient_penalty forward", penalty, scalar(85));
+  expect_close("gradient_penalty norms", norms, tensor({5, 0}));
+  // One-sided: the second gap is clamped to 0 -> 10 * 16 / 2 = 80.
+  expect_close("gradient_penalty one-sided", std::get<0>(forward.call(g, 10.0, 1.0, true)),
+               scalar(80));
+  // d/dg = 2 * 10 / 2 * gap / norm * g = 10 * 4 / 5 * (3, 4) = (24, 32); 0 where the norm is 0.
+  expect_close("gradient_penalty backward", backward.call(scalar(1), g, norms, 10.0, 1.0, false),
+               tensor({24, 32, 0, 0}).view({2, 2}));
+}
+
+}  // namespace
+
+int main() {
+  try {
+    test_bias_leaky_relu();
+    test_gradient_penalty();
+  } catch (const std::exception& e) {
+    std::printf("FAIL exception: %s\n", e.what());
+    failed++;
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
