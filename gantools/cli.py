@@ -44,6 +44,7 @@ RUN_SETTINGS = {
     "optimizer": ("--optimizer", click.Choice(["adam", "rmsprop"]), "optimiser"),
     "lr": ("--lr", float, "learning rate"),
     "betas": ("--betas", str, "Adam betas as b1,b2"),
+    "lr_decay": ("--lr-decay", click.Choice(["none", "linear"]), "learning-rate schedule over the run"),
     "ema": ("--ema", float, "decay of the generator's weight average used for sampling; 0 = off"),
     "seed": ("--seed", int, "random seed"),
     "device": ("--device", str, "auto, cpu or cuda[:N]"),

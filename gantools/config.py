@@ -26,6 +26,7 @@ CORE_DEFAULTS: dict[str, Any] = {
     "optimizer": "adam",
     "lr": 2e-4,
     "betas": (0.5, 0.999),
+    "lr_decay": "none",  # "linear": anneal both learning rates to 0 at the last step
     "ema": 0.0,  # decay of the generator's weight average; 0 disables it
     "seed": 0,
     "device": "auto",
@@ -37,6 +38,7 @@ CORE_DEFAULTS: dict[str, Any] = {
 LOSS_KEYS = ("n_critic", "optimizer", "lr", "betas")
 OPTIMIZERS = ("adam", "rmsprop")
 PRIORS = ("normal", "uniform")
+LR_DECAYS = ("none", "linear")
 
 
 def split_dataset(spec: str) -> tuple[str, str | None]:
@@ -150,6 +152,8 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise UserError(f"channels must be 1 or 3 (got {out['channels']})")
     if out["optimizer"] not in OPTIMIZERS:
         raise UserError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {out['optimizer']!r})")
+    if out["lr_decay"] not in LR_DECAYS:
+        raise UserError(f"lr_decay must be one of {', '.join(LR_DECAYS)} (got {out['lr_decay']!r})")
     if out["prior"] not in PRIORS:
         raise UserError(f"prior must be one of {', '.join(PRIORS)} (got {out['prior']!r})")
     if out["device"] not in ("auto", "cpu", "cuda") and not str(out["device"]).startswith("cuda:"):

@@ -105,8 +105,16 @@ class Trainer:
             update_ema(m.generator_ema, m.generator, self.config["ema"])
         return loss.detach(), logs
 
+    def _set_learning_rate(self) -> None:
+        """Linear decay is a function of the step alone, so a resumed run follows the same schedule."""
+        if self.config["lr_decay"] == "linear":
+            lr = self.config["lr"] * (1.0 - self.step / self.config["steps"])
+            for group in (*self.opt_d.param_groups, *self.opt_g.param_groups):
+                group["lr"] = lr
+
     def train_step(self) -> dict[str, torch.Tensor]:
         """One iteration: n_critic critic updates, then one generator update."""
+        self._set_learning_rate()
         logs: dict[str, torch.Tensor] = {}
         for _ in range(self.config["n_critic"]):
             d_loss, d_logs = self.critic_step()

@@ -115,3 +115,12 @@ def test_ctrl_c_checkpoints_and_exits_zero(tmp_path):
     assert "interrupted at step" in stderr and "--resume" in stderr and "Traceback" not in stderr
     step = ckpt.load(out / "checkpoints" / "latest.pt")["step"]
     assert 0 < step < 1000000
+
+
+def test_linear_lr_decay_follows_the_step(tmp_path, tiny_settings):
+    gantools.train(out=tmp_path / "run", **{**tiny_settings, "steps": 4, "lr": 1e-3, "lr_decay": "linear"})
+    state = ckpt.load(tmp_path / "run" / "checkpoints" / "latest.pt")
+    for opt in ("opt_d", "opt_g"):  # the last iteration (step index 3 of 4) ran at lr * (1 - 3/4)
+        assert state[opt]["param_groups"][0]["lr"] == pytest.approx(2.5e-4)
+    with pytest.raises(UserError, match="lr_decay must be one of"):
+        gantools.train(out=tmp_path / "bad", **{**tiny_settings, "lr_decay": "cosine"})

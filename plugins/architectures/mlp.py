@@ -56,7 +56,7 @@ class MLP:
         slope: the critic's leaky ReLU slope (0 gives ReLU, as in the WGAN-GP toy code).
     """
 
-    def __init__(self, hidden: int = 512, layers: int = 3, slope: float = 0.2):
+    def __init__(self, hidden: int = 256, layers: int = 3, slope: float = 0.2):
         if hidden < 1 or layers < 1:
             raise UserError(f"mlp needs hidden >= 1 and layers >= 1 (got {hidden}, {layers})")
         self.hidden, self.layers, self.slope = hidden, layers, slope
