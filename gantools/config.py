@@ -97,6 +97,8 @@ def resolve(registry: Registry, cli: dict[str, Any], config_file: str | None = N
 
     def layer(values: dict[str, Any], label: str) -> None:
         for key, value in values.items():
+            if key.endswith("_opts") and isinstance(value, dict) and isinstance(config[key], dict):
+                value = {**config[key], **value}  # plugin options merge key by key
             config[key] = value
             sources[key] = label
 

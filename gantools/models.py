@@ -49,6 +49,12 @@ def build_models(registry: Registry, config: dict[str, Any], data_shape: tuple[i
     return Models(arch, loss, generator, critic, ema)
 
 
+def ema_decay(decay: float, step: int) -> float:
+    """The decay used after ``step`` generator updates: warmed up as min(decay, (1 + t) / (10 + t)),
+    so early averages do not drag in the random initial weights."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model; buffers (BatchNorm statistics) are copied."""

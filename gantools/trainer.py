@@ -16,7 +16,7 @@ from gantools import report
 from gantools.config import split_dataset
 from gantools.data import BatchStream
 from gantools.errors import UserError
-from gantools.models import build_models, resolve_device, sample_prior, update_ema
+from gantools.models import build_models, ema_decay, resolve_device, sample_prior, update_ema
 from gantools.registry import Registry
 
 N_FIXED = 64  # latents in the fixed sample grid (8 x 8)
@@ -102,7 +102,7 @@ class Trainer:
         finally:
             m.critic.requires_grad_(True)
         if m.generator_ema is not None:
-            update_ema(m.generator_ema, m.generator, self.config["ema"])
+            update_ema(m.generator_ema, m.generator, ema_decay(self.config["ema"], self.step))
         return loss.detach(), logs
 
     def _set_learning_rate(self) -> None:

@@ -33,7 +33,10 @@ def test_run_directory_contents(tmp_path, tiny_settings):
     assert run.step == 6 and run.status == "finished"
     saved = json.loads((out / "config.json").read_text())
     assert saved["config"]["arch"] == "mlp" and saved["sources"]["arch"] == "cli"
-    assert saved["sources"]["lr"] == "loss:wgan-gp" and saved["config"]["lr"] == 1e-4
+    assert saved["sources"]["n_critic"] == "loss:wgan-gp" and saved["config"]["n_critic"] == 5
+    # the toy dataset's recommendation for wgan-gp, merged under no user loss options
+    assert saved["sources"]["lr"] == "dataset:toy" and saved["config"]["lr"] == 2e-3
+    assert saved["config"]["loss_opts"] == {"weight": 1.0}
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.pt", "step_0000003.pt",
                                                                        "step_0000006.pt"]
     assert (out / "samples" / "step_0000003.png").exists() and (out / "loss_curve.png").exists()

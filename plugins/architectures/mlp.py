@@ -13,8 +13,9 @@ from gantools.nn import FusedLeakyReLU
 class Generator(nn.Module):
     """z (N, z_dim) -> (N, *shape); tanh output for images, linear for points."""
 
-    def __init__(self, z_dim: int, shape: tuple[int, ...], hidden: int, layers: int):
+    def __init__(self, z_dim: int, shape: tuple[int, ...], hidden: int, layers: int, scale: float = 1.0):
         super().__init__()
+        self.scale = scale
         blocks: list[nn.Module] = []
         width = z_dim
         for _ in range(layers):
@@ -27,14 +28,15 @@ class Generator(nn.Module):
         self.shape = tuple(shape)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).view(z.shape[0], *self.shape)
+        return self.net(z).view(z.shape[0], *self.shape) * self.scale
 
 
 class Critic(nn.Module):
     """(N, *shape) -> (N,) scores; hidden activations through the fused bias + leaky ReLU."""
 
-    def __init__(self, shape: tuple[int, ...], hidden: int, layers: int, slope: float):
+    def __init__(self, shape: tuple[int, ...], hidden: int, layers: int, slope: float, scale: float = 1.0):
         super().__init__()
+        self.scale = scale
         blocks: list[nn.Module] = []
         width = math.prod(shape)
         for _ in range(layers):
@@ -44,7 +46,7 @@ class Critic(nn.Module):
         self.net = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1)).flatten()
+        return self.net(x.flatten(1) / self.scale).flatten()
 
 
 class MLP:
@@ -54,22 +56,25 @@ class MLP:
         hidden: units per hidden layer.
         layers: hidden layers in each network.
         slope: the critic's leaky ReLU slope (0 gives ReLU, as in the WGAN-GP toy code).
+        scale: data units per network unit: the generator's output is multiplied by it and the
+            critic's input divided by it, so points far from [-1, 1] (the 25-gaussian grid spans
+            +-4) are learnt at unit scale, like the WGAN-GP toy code's division of the data by 2.828.
     """
 
-    def __init__(self, hidden: int = 256, layers: int = 3, slope: float = 0.2):
-        if hidden < 1 or layers < 1:
-            raise UserError(f"mlp needs hidden >= 1 and layers >= 1 (got {hidden}, {layers})")
-        self.hidden, self.layers, self.slope = hidden, layers, slope
+    def __init__(self, hidden: int = 256, layers: int = 3, slope: float = 0.2, scale: float = 1.0):
+        if hidden < 1 or layers < 1 or scale <= 0:
+            raise UserError(f"mlp needs hidden >= 1, layers >= 1 and scale > 0 (got {hidden}, {layers}, {scale})")
+        self.hidden, self.layers, self.slope, self.scale = hidden, layers, slope, scale
 
     def check_shape(self, image_shape: tuple[int, ...]) -> None:
         if math.prod(image_shape) > 64 * 64 * 3:
             raise UserError(f"mlp is meant for points and small images; {tuple(image_shape)} is too large")
 
     def generator(self, z_dim: int, image_shape: tuple[int, ...]) -> nn.Module:
-        return Generator(z_dim, image_shape, self.hidden, self.layers)
+        return Generator(z_dim, image_shape, self.hidden, self.layers, self.scale)
 
     def discriminator(self, image_shape: tuple[int, ...], *, per_sample: bool) -> nn.Module:
-        return Critic(image_shape, self.hidden, self.layers, self.slope)
+        return Critic(image_shape, self.hidden, self.layers, self.slope, self.scale)
 
 
 architecture = MLP

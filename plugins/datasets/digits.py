@@ -10,7 +10,7 @@ from gantools.imageio import TensorImages
 
 # Settings measured to train well on this data (DESIGN.md section 5; benchmarks/RESULTS.md); the
 # run applies them unless the user overrides them. "loss:NAME" entries apply with that loss only.
-RECOMMENDED = {"image_size": 16, "ema": 0.999, "loss:wgan-gp": {"n_critic": 2, "lr": 4e-4}}
+RECOMMENDED = {"image_size": 16, "steps": 5000, "ema": 0.999, "loss:wgan-gp": {"n_critic": 2, "lr": 4e-4}}
 
 _SPLITS = ("all", "train", "test")
 _N_TEST = 297

@@ -16,7 +16,7 @@ def _points(name, n=20000, seed=0):
 
 def test_kind_shape_and_ignored_image_args():
     plugin = toy.dataset(n=100)
-    assert plugin.kind == "points" and plugin.recommended == {}
+    assert plugin.kind == "points" and plugin.recommended == toy.RECOMMENDED
     data = plugin.build("8gaussians", 64, 3)
     assert len(data) == 100 and data.shape == (2,) and data[0].shape == (2,)
     assert data[0].dtype == torch.float32
