@@ -13,8 +13,12 @@ CURVES = ("d_loss", "g_loss", "wasserstein", "penalty")
 
 def progress_bar(step: int, total: int):
     """A tqdm bar on stderr starting at ``step`` of ``total`` iterations."""
+    import sys
+
     from tqdm.auto import tqdm
-    return tqdm(total=total, initial=step, unit="it", dynamic_ncols=True, leave=True)
+    # Redirected to a file (nohup, CI), redraw rarely so logs stay readable.
+    interval = 0.1 if sys.stderr.isatty() else 30.0
+    return tqdm(total=total, initial=step, unit="it", dynamic_ncols=True, leave=True, mininterval=interval)
 
 
 def _pyplot():

@@ -36,6 +36,19 @@ def on_load(register: Callable[[], None]) -> None:
     _on_load.append(register)
 
 
+def register_with_gradient_op(name: str, *, fake, fake_backward, backward, setup_context,
+                              backward_backward, setup_context_backward) -> None:
+    """Once the library loads: fake kernels and autograd for ``name`` and ``name``_backward,
+    the gradient op whose own autograd formula makes double backward work."""
+    def register() -> None:
+        torch.library.register_fake(f"gantools::{name}", fake)
+        torch.library.register_fake(f"gantools::{name}_backward", fake_backward)
+        torch.library.register_autograd(f"gantools::{name}", backward, setup_context=setup_context)
+        torch.library.register_autograd(f"gantools::{name}_backward", backward_backward,
+                                        setup_context=setup_context_backward)
+    on_load(register)
+
+
 def _load_native() -> bool:
     """Load the compiled library once, on first use; remember why it failed."""
     if _state["loaded"] is None:

@@ -120,12 +120,6 @@ def _backward_backward(ctx, hh):
     return d_u, d_grad, None, None, None, None
 
 
-def _register() -> None:
-    torch.library.register_fake(f"gantools::{_NAME}", _fake)
-    torch.library.register_fake(f"gantools::{_NAME}_backward", _fake_backward)
-    torch.library.register_autograd(f"gantools::{_NAME}", _backward, setup_context=_setup_context)
-    torch.library.register_autograd(f"gantools::{_NAME}_backward", _backward_backward,
-                                    setup_context=_setup_context_backward)
-
-
-_backend.on_load(_register)
+_backend.register_with_gradient_op(_NAME, fake=_fake, fake_backward=_fake_backward, backward=_backward,
+                                   setup_context=_setup_context, backward_backward=_backward_backward,
+                                   setup_context_backward=_setup_context_backward)
