@@ -131,7 +131,8 @@ def list_plugins(kind: str | None, check: bool) -> None:
                 registry.load(info.kind, info.name)
             except UserError as exc:
                 status = f"BROKEN: {exc}"
-        click.echo(f"  {info.name:<14} {info.distribution} {info.version:<8} {info.value:<48} {status}")
+        dist = f"{info.distribution} {info.version}"
+        click.echo(f"  {info.name:<14} {dist:<22} {info.value:<50} {status}")
 
 
 @cli.command(context_settings=CONTEXT)
