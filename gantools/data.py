@@ -6,6 +6,14 @@ import torch
 from gantools.errors import UserError
 
 
+def fetch(dataset, indices: torch.Tensor) -> torch.Tensor:
+    """Items ``indices`` of a torch Dataset as one tensor, through its ``get_batch`` when it has one."""
+    get_batch = getattr(dataset, "get_batch", None)
+    if get_batch is not None:
+        return get_batch(indices)
+    return torch.stack([torch.as_tensor(dataset[int(i)]) for i in indices])
+
+
 class BatchStream:
     """Endless shuffled batches; the order depends only on (seed, epoch), so the state to
     resume is two integers.
@@ -39,10 +47,7 @@ class BatchStream:
             self._perm = self._permutation()
         idx = self._perm[self.pos:self.pos + self.batch_size]
         self.pos += self.batch_size
-        get_batch = getattr(self.dataset, "get_batch", None)
-        if get_batch is not None:
-            return get_batch(idx)
-        return torch.stack([torch.as_tensor(self.dataset[int(i)]) for i in idx])
+        return fetch(self.dataset, idx)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "pos": self.pos}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from gantools.data import fetch
 from gantools.imageio import save_grid
 
 CURVES = ("d_loss", "g_loss", "wasserstein", "penalty")
@@ -38,7 +39,7 @@ def save_samples(samples: torch.Tensor, path: Path, kind: str, dataset=None) -> 
     fig, ax = plt.subplots(figsize=(5, 5))
     if dataset is not None and len(dataset):
         idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:2000]
-        real = dataset.get_batch(idx) if hasattr(dataset, "get_batch") else torch.stack([dataset[int(i)] for i in idx])
+        real = fetch(dataset, idx)
         ax.scatter(real[:, 0], real[:, 1], s=2, c="tab:green", alpha=0.3, label="real")
     ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:orange", alpha=0.6, label="generated")
     ax.set_aspect("equal")
