@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import threading
 import time
@@ -186,7 +187,7 @@ class Trainer:
         g.train(was_training)
         path = self.out / "samples" / f"step_{self.step:07d}.png"
         report.save_samples(samples, path, self.data_kind, self.stream.dataset)
-        report.save_samples(samples, self.out / "samples" / "latest.png", self.data_kind, self.stream.dataset)
+        shutil.copyfile(path, self.out / "samples" / "latest.png")  # rendered once, kept under two names
         return path
 
     def write_config(self) -> None:
