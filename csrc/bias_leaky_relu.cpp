@@ -5,11 +5,18 @@
 // constant in `out`: its own gradient is the same op again, so any order of
 // differentiation stays fused. It reads the saved output's sign, never the
 // input, which is why negative slopes (that would flip the sign) are refused.
+//
+// Autograd is registered here too, in C++ at the Autograd key (for every
+// device), so neither the forward nor any order of backward goes through Python.
 #include "bias_leaky_relu.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/cpu/vec/vec.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
+
+#include <vector>
 
 #include "common.h"
 
@@ -210,6 +217,100 @@ at::Tensor bias_leaky_relu_backward_cpu(const at::Tensor& grad, const at::Tensor
   return gx;
 }
 
+// ---- Autograd ------------------------------------------------------------
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Calls below the Autograd key (the caller holds AutoDispatchBelowADInplaceOrView).
+at::Tensor call_forward(const at::Tensor& x, const std::optional<at::Tensor>& bias, double slope,
+                        double gain) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("gantools::bias_leaky_relu", "")
+                             .typed<at::Tensor(const at::Tensor&, const std::optional<at::Tensor>&,
+                                               double, double)>();
+  return op.call(x, bias, slope, gain);
+}
+
+at::Tensor call_backward(const at::Tensor& grad, const at::Tensor& out, double slope, double gain) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("gantools::bias_leaky_relu_backward", "")
+                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, double, double)>();
+  return op.call(grad, out, slope, gain);
+}
+
+// The gradient op g -> g * gain * (out > 0 ? 1 : slope) is linear in g and
+// piecewise constant in out, so its gradient is the same op (and zero for out):
+// every order of backward stays fused.
+class BiasLeakyReluGradFunction : public torch::autograd::Function<BiasLeakyReluGradFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad, const at::Tensor& out,
+                            double slope, double gain) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    ctx->saved_data["slope"] = slope;
+    ctx->saved_data["gain"] = gain;
+    ctx->save_for_backward({out});
+    return call_backward(grad, out, slope, gain);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    at::Tensor grad_grad;
+    if (grads[0].defined()) {
+      grad_grad = apply(grads[0], ctx->get_saved_variables()[0], ctx->saved_data["slope"].toDouble(),
+                        ctx->saved_data["gain"].toDouble());
+    }
+    return {grad_grad, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+class BiasLeakyReluFunction : public torch::autograd::Function<BiasLeakyReluFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x,
+                            const std::optional<at::Tensor>& bias, double slope, double gain) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    const bool with_bias = bias.has_value() && bias->defined();
+    ctx->saved_data["slope"] = slope;
+    ctx->saved_data["gain"] = gain;
+    ctx->saved_data["with_bias"] = with_bias;
+    ctx->saved_data["bias_dtype"] = with_bias ? bias->scalar_type() : x.scalar_type();
+    at::Tensor y = call_forward(x, bias, slope, gain);
+    // The output's sign says which side of the kink each element is on.
+    ctx->save_for_backward({y});
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (!grads[0].defined()) {
+      return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
+    const at::Tensor grad_x =
+        BiasLeakyReluGradFunction::apply(grads[0], ctx->get_saved_variables()[0],
+                                         ctx->saved_data["slope"].toDouble(),
+                                         ctx->saved_data["gain"].toDouble());
+    at::Tensor grad_bias;
+    // Edge 1 is the bias when there is one. A penalty's input gradient (autograd.grad
+    // with respect to the critic's input) asks for no parameter gradients: skip the sum.
+    if (ctx->saved_data["with_bias"].toBool() && ctx->needs_input_grad(1)) {
+      std::vector<int64_t> dims{0};
+      for (int64_t d = 2; d < grad_x.dim(); ++d) {
+        dims.push_back(d);
+      }
+      grad_bias = grad_x.sum(dims).to(ctx->saved_data["bias_dtype"].toScalarType());
+    }
+    return {grad_x, grad_bias, at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor bias_leaky_relu_autograd(const at::Tensor& x, const std::optional<at::Tensor>& bias,
+                                    double negative_slope, double gain) {
+  return BiasLeakyReluFunction::apply(x, bias, negative_slope, gain);
+}
+
+at::Tensor bias_leaky_relu_backward_autograd(const at::Tensor& grad, const at::Tensor& out,
+                                             double negative_slope, double gain) {
+  return BiasLeakyReluGradFunction::apply(grad, out, negative_slope, gain);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(gantools, m) {
@@ -221,6 +322,11 @@ TORCH_LIBRARY_FRAGMENT(gantools, m) {
 TORCH_LIBRARY_IMPL(gantools, CPU, m) {
   m.impl("bias_leaky_relu", &bias_leaky_relu_cpu);
   m.impl("bias_leaky_relu_backward", &bias_leaky_relu_backward_cpu);
+}
+
+TORCH_LIBRARY_IMPL(gantools, Autograd, m) {
+  m.impl("bias_leaky_relu", &bias_leaky_relu_autograd);
+  m.impl("bias_leaky_relu_backward", &bias_leaky_relu_backward_autograd);
 }
 
 }  // namespace gantools

@@ -5,10 +5,16 @@
 // one_sided), in one pass over the gradient. It also returns the norms (in
 // op-math precision) so the backward needs no second reduction:
 // d penalty / d g = 2 weight / N * gap / norm * g, a scale per sample.
+//
+// Autograd is registered here too, in C++ at the Autograd key (for every
+// device): the backward is the fused gradient op, whose own gradient (needed
+// when the penalty's gradient is itself differentiated) is composed of ATen ops.
 #include "gradient_penalty.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/cpu/vec/vec.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -166,6 +172,123 @@ at::Tensor gradient_penalty_backward_cpu(const at::Tensor& grad_output, const at
   return out;
 }
 
+// ---- Autograd ------------------------------------------------------------
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Calls below the Autograd key (the caller holds AutoDispatchBelowADInplaceOrView).
+std::tuple<at::Tensor, at::Tensor> call_forward(const at::Tensor& grad, double weight, double center,
+                                                bool one_sided) {
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("gantools::gradient_penalty", "")
+          .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, double, double, bool)>();
+  return op.call(grad, weight, center, one_sided);
+}
+
+at::Tensor call_backward(const at::Tensor& grad_output, const at::Tensor& grad, const at::Tensor& norms,
+                         double weight, double center, bool one_sided) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("gantools::gradient_penalty_backward", "")
+                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                               double, double, bool)>();
+  return op.call(grad_output, grad, norms, weight, center, one_sided);
+}
+
+void save_options(AutogradContext* ctx, double weight, double center, bool one_sided) {
+  ctx->saved_data["weight"] = weight;
+  ctx->saved_data["center"] = center;
+  ctx->saved_data["one_sided"] = one_sided;
+}
+
+// backward(u, g) = u * c(r) * g per sample, r = ||g||, c(r) = 2 w / N * gap(r) / r. Its gradient
+// for an incoming hh, with s = <hh_n, g_n>:
+//   d/du = sum_n c_n s_n,   d/dg = u * (c_n hh_n + s_n c'(r_n) / r_n g_n),   c'(r) / r = 2 w c / (N r^3)
+// where the gap is active (c = center). Composite ATen ops, so higher orders work too.
+class GradientPenaltyBackwardFunction
+    : public torch::autograd::Function<GradientPenaltyBackwardFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad_output, const at::Tensor& grad,
+                            const at::Tensor& norms, double weight, double center, bool one_sided) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    save_options(ctx, weight, center, one_sided);
+    ctx->save_for_backward({grad_output, grad});
+    return call_backward(grad_output, grad, norms, weight, center, one_sided);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor& u = saved[0];
+    const at::Tensor& g = saved[1];
+    const at::Tensor& hh = grads[0];
+    const double weight = ctx->saved_data["weight"].toDouble();
+    const double center = ctx->saved_data["center"].toDouble();
+    const bool one_sided = ctx->saved_data["one_sided"].toBool();
+    // Sizes stay symbolic here (SymInt) so that the formula can be traced with dynamic shapes.
+    if (!hh.defined() || g.sym_numel() == 0) {
+      return {at::zeros_like(u), at::zeros_like(g), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
+    const at::Tensor flat = g.flatten(1);  // (N, D)
+    const at::Tensor r = flat.norm(2, {1});
+    const at::Tensor gap = r - center;
+    at::Tensor active = r > 0;
+    if (one_sided) {
+      active = active.logical_and(gap >= 0);
+    }
+    const at::Scalar batch(g.sym_size(0));  // N > 0 here, as g has elements
+    const double k = 2.0 * weight;          // times 1 / N below
+    const at::Tensor safe_r = at::where(active, r, at::ones_like(r));
+    const at::Tensor coef = at::where(active, gap / safe_r, at::zeros_like(r)) * k / batch;
+    const at::Tensor slope = at::where(active, center / safe_r.pow(3), at::zeros_like(r)) * k / batch;
+    const at::Tensor s = (hh.flatten(1) * flat).sum(1);  // (N,)
+    at::Tensor coef_b = coef, s_slope_b = s * slope;
+    for (int64_t d = 1; d < g.dim(); ++d) {
+      coef_b = coef_b.unsqueeze(-1);
+      s_slope_b = s_slope_b.unsqueeze(-1);
+    }
+    const at::Tensor d_u = (coef * s).sum().reshape_as(u);
+    const at::Tensor d_g = u * (coef_b * hh + s_slope_b * g);
+    return {d_u, d_g, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+class GradientPenaltyFunction : public torch::autograd::Function<GradientPenaltyFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& grad, double weight,
+                               double center, bool one_sided) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    save_options(ctx, weight, center, one_sided);
+    auto [penalty, norms] = call_forward(grad, weight, center, one_sided);
+    ctx->mark_non_differentiable({norms});
+    ctx->save_for_backward({grad, norms});
+    return {penalty, norms};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    at::Tensor d_grad;
+    if (grads[0].defined()) {
+      const variable_list saved = ctx->get_saved_variables();
+      d_grad = GradientPenaltyBackwardFunction::apply(
+          grads[0], saved[0], saved[1], ctx->saved_data["weight"].toDouble(),
+          ctx->saved_data["center"].toDouble(), ctx->saved_data["one_sided"].toBool());
+    }
+    return {d_grad, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+std::tuple<at::Tensor, at::Tensor> gradient_penalty_autograd(const at::Tensor& grad, double weight,
+                                                             double center, bool one_sided) {
+  const variable_list out = GradientPenaltyFunction::apply(grad, weight, center, one_sided);
+  return {out[0], out[1]};
+}
+
+at::Tensor gradient_penalty_backward_autograd(const at::Tensor& grad_output, const at::Tensor& grad,
+                                              const at::Tensor& norms, double weight, double center,
+                                              bool one_sided) {
+  return GradientPenaltyBackwardFunction::apply(grad_output, grad, norms, weight, center, one_sided);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(gantools, m) {
@@ -178,6 +301,11 @@ TORCH_LIBRARY_FRAGMENT(gantools, m) {
 TORCH_LIBRARY_IMPL(gantools, CPU, m) {
   m.impl("gradient_penalty", &gradient_penalty_cpu);
   m.impl("gradient_penalty_backward", &gradient_penalty_backward_cpu);
+}
+
+TORCH_LIBRARY_IMPL(gantools, Autograd, m) {
+  m.impl("gradient_penalty", &gradient_penalty_autograd);
+  m.impl("gradient_penalty_backward", &gradient_penalty_backward_autograd);
 }
 
 }  // namespace gantools

@@ -1,6 +1,7 @@
 // C++ test of the gantools ops through the dispatcher, against values worked out by hand.
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -78,12 +79,43 @@ void test_gradient_penalty() {
                tensor({24, 32, 0, 0}).view({2, 2}));
 }
 
+// The ops' autograd is registered in C++: differentiate through the dispatcher, twice.
+void test_autograd() {
+  using torch::autograd::grad;
+  auto blrelu = op("gantools::bias_leaky_relu")
+                    .typed<at::Tensor(const at::Tensor&, const std::optional<at::Tensor>&, double,
+                                      double)>();
+  const at::Tensor x = tensor({-1, 1, 0.5, 3}).view({1, 2, 2}).requires_grad_(true);
+  const at::Tensor b = tensor({0.5, -1}).requires_grad_(true);
+  const at::Tensor y = blrelu.call(x, b, 0.2, 2.0);
+  // Outputs -0.2, 3, -0.2, 4: d/dx = gain * (slope or 1); d/db sums each channel's row.
+  const auto first = grad({y}, {x, b}, {at::ones_like(y)}, std::nullopt, /*create_graph=*/true);
+  expect_close("bias_leaky_relu autograd x", first[0], tensor({0.4, 2, 0.4, 2}).view({1, 2, 2}));
+  expect_close("bias_leaky_relu autograd bias", first[1], tensor({2.4, 2.4}));
+
+  auto penalty = op("gantools::gradient_penalty")
+                     .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, double, double, bool)>();
+  const at::Tensor g = tensor({3, 4}).view({1, 2}).requires_grad_(true);
+  // center 0: penalty r^2 = 25, gradient 2 g = (6, 8), Hessian 2 I.
+  const at::Tensor p0 = std::get<0>(penalty.call(g, 1.0, 0.0, false));
+  const at::Tensor d0 = grad({p0}, {g}, {}, std::nullopt, true)[0];
+  expect_close("gradient_penalty autograd", d0, tensor({6, 8}).view({1, 2}));
+  expect_close("gradient_penalty double backward, center 0",
+               grad({d0.sum()}, {g})[0], tensor({2, 2}).view({1, 2}));
+  // center 1, r = 5: Hessian 2 ((1 - 1/r) I + g g^T / r^3); times (1, 1): (1.936, 2.048).
+  const at::Tensor p1 = std::get<0>(penalty.call(g, 1.0, 1.0, false));
+  const at::Tensor d1 = grad({p1}, {g}, {}, std::nullopt, true)[0];
+  expect_close("gradient_penalty double backward, center 1",
+               grad({d1.sum()}, {g})[0], tensor({1.936, 2.048}).view({1, 2}));
+}
+
 }  // namespace
 
 int main() {
   try {
     test_bias_leaky_relu();
     test_gradient_penalty();
+    test_autograd();
   } catch (const std::exception& e) {
     std::printf("FAIL exception: %s\n", e.what());
     failed++;

@@ -36,16 +36,14 @@ def on_load(register: Callable[[], None]) -> None:
     _on_load.append(register)
 
 
-def register_with_gradient_op(name: str, *, fake, fake_backward, backward, setup_context,
-                              backward_backward, setup_context_backward) -> None:
-    """Once the library loads: fake kernels and autograd for ``name`` and ``name``_backward,
-    the gradient op whose own autograd formula makes double backward work."""
+def register_fakes(name: str, *, fake, fake_backward) -> None:
+    """Once the library loads: fake (meta) kernels for ``name`` and its gradient op ``name``_backward.
+
+    Autograd for both is registered in C++ (csrc/), at the Autograd dispatch key.
+    """
     def register() -> None:
         torch.library.register_fake(f"gantools::{name}", fake)
         torch.library.register_fake(f"gantools::{name}_backward", fake_backward)
-        torch.library.register_autograd(f"gantools::{name}", backward, setup_context=setup_context)
-        torch.library.register_autograd(f"gantools::{name}_backward", backward_backward,
-                                        setup_context=setup_context_backward)
     on_load(register)
 
 
@@ -69,8 +67,13 @@ def _load_native() -> bool:
 
 
 def _has_kernel(op: str, device: str) -> bool:
-    key = _DISPATCH_KEYS.get(device)
-    return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(f"gantools::{op}", key)
+    # Asked on every call of an op, and fixed once the library is loaded: remember the answer.
+    known = _state.setdefault("kernels", {})
+    if (op, device) not in known:
+        key = _DISPATCH_KEYS.get(device)
+        known[op, device] = key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(
+            f"gantools::{op}", key)
+    return known[op, device]
 
 
 def _fall_back(reason: str, choice: str) -> bool:

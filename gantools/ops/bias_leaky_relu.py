@@ -48,37 +48,6 @@ def _fake_backward(grad, out, negative_slope, gain):
     return torch.empty_like(out, memory_format=kernel_memory_format(out))
 
 
-def _setup_context(ctx, inputs, output):
-    _, bias, ctx.negative_slope, ctx.gain = inputs
-    ctx.bias_dtype = None if bias is None else bias.dtype
-    # The output's sign says which side of the kink each element is on.
-    ctx.save_for_backward(output)
-
-
-def _backward(ctx, grad):
-    (out,) = ctx.saved_tensors
-    grad_x = torch.ops.gantools.bias_leaky_relu_backward(grad, out, ctx.negative_slope, ctx.gain)
-    grad_bias = None
-    if ctx.needs_input_grad[1]:
-        grad_bias = grad_x.sum([0, *range(2, grad_x.dim())]).to(ctx.bias_dtype)
-    return (grad_x if ctx.needs_input_grad[0] else None), grad_bias, None, None
-
-
-def _setup_context_backward(ctx, inputs, output):
-    _, out, ctx.negative_slope, ctx.gain = inputs
-    ctx.save_for_backward(out)
-
-
-def _backward_backward(ctx, grad_grad):
-    # The gradient map is linear in `grad`, and its derivative in `out` is zero
-    # away from the kink, so its gradient is the same fused op.
-    (out,) = ctx.saved_tensors
-    grad = None
-    if ctx.needs_input_grad[0]:
-        grad = torch.ops.gantools.bias_leaky_relu_backward(grad_grad, out, ctx.negative_slope, ctx.gain)
-    return grad, None, None, None
-
-
-_backend.register_with_gradient_op(_NAME, fake=_fake, fake_backward=_fake_backward, backward=_backward,
-                                   setup_context=_setup_context, backward_backward=_backward_backward,
-                                   setup_context_backward=_setup_context_backward)
+# Autograd is in C++ (csrc/bias_leaky_relu.cpp): the gradient op's own gradient is
+# the gradient op again, so every order of backward stays fused.
+_backend.register_fakes(_NAME, fake=_fake, fake_backward=_fake_backward)

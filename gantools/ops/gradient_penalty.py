@@ -72,54 +72,6 @@ def _fake_backward(grad_output, grad, norms, weight, center, one_sided):
     return torch.empty_like(grad, memory_format=kernel_memory_format(grad))
 
 
-def _setup_context(ctx, inputs, output):
-    grad, ctx.weight, ctx.center, ctx.one_sided = inputs
-    _, norms = output
-    ctx.mark_non_differentiable(norms)
-    ctx.save_for_backward(grad, norms)
-
-
-def _backward(ctx, grad_penalty, _grad_norms):
-    grad, norms = ctx.saved_tensors
-    grad_grad = torch.ops.gantools.gradient_penalty_backward(grad_penalty, grad, norms, ctx.weight,
-                                                            ctx.center, ctx.one_sided)
-    return grad_grad, None, None, None
-
-
-def _setup_context_backward(ctx, inputs, output):
-    grad_output, grad, _, ctx.weight, ctx.center, ctx.one_sided = inputs
-    ctx.save_for_backward(grad_output, grad)
-
-
-def _backward_backward(ctx, hh):
-    """Gradient of u * c(r) * g (r = ||g|| per sample) in composite ops, so higher orders work too.
-
-    With c(r) = 2 w / N * gap(r) / r: d/du = sum_n c_n <hh_n, g_n> and
-    d/dg = u * (c_n * hh_n + <hh_n, g_n> * c'(r_n) / r_n * g_n), c'(r) = 2 w c / (N r^2)
-    where the gap is active.
-    """
-    u, grad = ctx.saved_tensors
-    n = grad.shape[0]
-    if n == 0 or grad.numel() == 0:
-        return torch.zeros_like(u), torch.zeros_like(grad), None, None, None, None
-    flat = grad.reshape(n, -1)  # (N, D)
-    r = flat.norm(dim=1)  # (N,)
-    k = 2.0 * ctx.weight / n
-    gap = r - ctx.center
-    active = gap >= 0 if ctx.one_sided else torch.ones_like(r, dtype=torch.bool)
-    positive = r > 0
-    safe_r = torch.where(positive, r, torch.ones_like(r))
-    coef = torch.where(positive & active, k * gap / safe_r, torch.zeros_like(r))
-    slope = torch.where(positive & active, k * ctx.center / safe_r.pow(3), torch.zeros_like(r))
-    s = (hh.reshape(n, -1) * flat).sum(1)  # (N,)
-    shape = (n,) + (1,) * (grad.dim() - 1)
-    d_u = (coef * s).sum().reshape(u.shape) if ctx.needs_input_grad[0] else None
-    d_grad = None
-    if ctx.needs_input_grad[1]:
-        d_grad = u * (coef.view(shape) * hh + (s * slope).view(shape) * grad)
-    return d_u, d_grad, None, None, None, None
-
-
-_backend.register_with_gradient_op(_NAME, fake=_fake, fake_backward=_fake_backward, backward=_backward,
-                                   setup_context=_setup_context, backward_backward=_backward_backward,
-                                   setup_context_backward=_setup_context_backward)
+# Autograd is in C++ (csrc/gradient_penalty.cpp): the backward is the fused
+# gradient op, whose own gradient is composed of ATen ops.
+_backend.register_fakes(_NAME, fake=_fake, fake_backward=_fake_backward)

@@ -108,8 +108,13 @@ def test_double_backward_stays_fused(native):
     x, b = _inputs((2, 3, 4, 4), torch.float64)
     x.requires_grad_()
     y = bias_leaky_relu(x, b)
-    (gx,) = torch.autograd.grad(y, x, torch.ones_like(y), create_graph=True)
-    assert "gantools_bias_leaky_relu_backward" in type(gx.grad_fn).__name__
+    v = torch.ones_like(y, requires_grad=True)
+    (gx,) = torch.autograd.grad(y, x, v, create_graph=True)
+    assert gx.grad_fn.name().endswith("gantools::(anonymous namespace)::BiasLeakyReluGradFunction>")
+    # Its gradient (here in the upstream gradient v) is the same fused op, to any order.
+    (gv,) = torch.autograd.grad(gx, v, torch.full_like(gx, 2.0), create_graph=True)
+    assert gv.grad_fn.name() == gx.grad_fn.name()
+    torch.testing.assert_close(gv, 2.0 * torch.where(y > 0, 1.0, 0.2).double())
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
