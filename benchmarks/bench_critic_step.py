@@ -3,8 +3,9 @@
 Run: pytest benchmarks/bench_critic_step.py --benchmark-group-by=group  (-k cpu / -k cuda)
 The baseline is written the way most WGAN-GP code is: conv with bias + nn.LeakyReLU,
 separate critic calls on real and fake, the penalty through autograd.grad and .norm().
-gantools: conv without bias + FusedLeakyReLU, real and fake in one critic call (no
-batch norm under a gradient penalty, so batching them changes nothing), fused penalty.
+gantools: conv without bias + FusedLeakyReLU, and the critic objective of the wgan-gp loss
+plugin itself (real and fake in one critic call, as there is no batch norm under a gradient
+penalty; the fused penalty).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from gantools.nn import FusedLeakyReLU
-from gantools.ops import gradient_penalty
+from gantools_plugins.losses.wgan_gp import WGANGP
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 BATCH, SIZE, WIDTH = 64, 64, 64
@@ -50,11 +51,9 @@ def baseline_step(net, opt, real, fake):
     opt.step()
 
 
-def gantools_step(net, opt, real, fake):
-    # Same objective; real and fake share one critic call.
-    scores = net(torch.cat([real, fake]))
-    d_real, d_fake = scores[: real.size(0)].mean(), scores[real.size(0):].mean()
-    loss = d_fake - d_real + gradient_penalty(net, real, fake, weight=10.0)
+def gantools_step(net, opt, real, fake, loss_plugin=WGANGP(weight=10.0)):
+    # The same objective, as the trainer computes it.
+    loss, _ = loss_plugin.discriminator_loss(net, real, fake)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

@@ -6,9 +6,18 @@ import torch
 from gantools.errors import UserError
 
 
-def critic_scores(critic, real, fake):
-    """Critic loss E[D(G(z))] - E[D(x)] and its logs, shared by the Wasserstein losses."""
-    d_real, d_fake = critic(real).mean(), critic(fake).mean()
+def critic_scores(critic, real, fake, *, joint: bool = False):
+    """Critic loss E[D(G(z))] - E[D(x)] and its logs, shared by the Wasserstein losses.
+
+    Args:
+        joint: score real and fake in one critic call (one larger batch runs faster than two).
+            Only for per-sample critics: batch norm would mix the two batches' statistics.
+    """
+    if joint and real.shape[0] > 0:
+        scores = critic(torch.cat([real, fake.to(real.dtype)]))
+        d_real, d_fake = scores[: real.shape[0]].mean(), scores[real.shape[0]:].mean()
+    else:
+        d_real, d_fake = critic(real).mean(), critic(fake).mean()
     wasserstein = d_real - d_fake  # the critic's estimate of the Wasserstein-1 distance
     logs = {"d_real": d_real.detach(), "d_fake": d_fake.detach(), "wasserstein": wasserstein.detach()}
     return -wasserstein, logs

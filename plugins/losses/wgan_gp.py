@@ -24,7 +24,9 @@ class WGANGP:
         self.weight, self.center, self.one_sided = weight, center, one_sided
 
     def discriminator_loss(self, critic, real, fake):
-        loss, logs = critic_scores(critic, real, fake)
+        # The critic is per-sample under a gradient penalty (no batch norm), so real and fake
+        # can share one call.
+        loss, logs = critic_scores(critic, real, fake, joint=True)
         penalty = ops.gradient_penalty(critic, real, fake, weight=self.weight, center=self.center,
                                        one_sided=self.one_sided)
         logs["penalty"] = penalty.detach()
