@@ -45,6 +45,7 @@ RUN_SETTINGS = {
     "lr": ("--lr", float, "learning rate"),
     "betas": ("--betas", str, "Adam betas as b1,b2"),
     "lr_decay": ("--lr-decay", click.Choice(["none", "linear"]), "learning-rate schedule over the run"),
+    "lr_decay_start": ("--lr-decay-start", float, "fraction of the run at the full rate before the decay"),
     "ema": ("--ema", float, "decay of the generator's weight average used for sampling; 0 = off"),
     "seed": ("--seed", int, "random seed"),
     "device": ("--device", str, "auto, cpu or cuda[:N]"),

@@ -27,6 +27,7 @@ CORE_DEFAULTS: dict[str, Any] = {
     "lr": 2e-4,
     "betas": (0.5, 0.999),
     "lr_decay": "none",  # "linear": anneal both learning rates to 0 at the last step
+    "lr_decay_start": 0.0,  # fraction of the run trained at the full rate before the decay starts
     "ema": 0.0,  # decay of the generator's weight average; 0 disables it
     "seed": 0,
     "device": "auto",
@@ -156,6 +157,8 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise UserError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {out['optimizer']!r})")
     if out["lr_decay"] not in LR_DECAYS:
         raise UserError(f"lr_decay must be one of {', '.join(LR_DECAYS)} (got {out['lr_decay']!r})")
+    if not 0.0 <= out["lr_decay_start"] < 1.0:
+        raise UserError(f"lr_decay_start must be in [0, 1) (got {out['lr_decay_start']})")
     if out["prior"] not in PRIORS:
         raise UserError(f"prior must be one of {', '.join(PRIORS)} (got {out['prior']!r})")
     if out["device"] not in ("auto", "cpu", "cuda") and not str(out["device"]).startswith("cuda:"):

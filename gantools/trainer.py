@@ -107,9 +107,12 @@ class Trainer:
         return loss.detach(), logs
 
     def _set_learning_rate(self) -> None:
-        """Linear decay is a function of the step alone, so a resumed run follows the same schedule."""
+        """Linear decay is a function of the step alone, so a resumed run follows the same schedule:
+        the full rate until lr_decay_start of the run, then a straight line to 0 at the last step."""
         if self.config["lr_decay"] == "linear":
-            lr = self.config["lr"] * (1.0 - self.step / self.config["steps"])
+            start = self.config["lr_decay_start"]
+            remaining = 1.0 - self.step / self.config["steps"]
+            lr = self.config["lr"] * min(1.0, remaining / (1.0 - start))
             for group in (*self.opt_d.param_groups, *self.opt_g.param_groups):
                 group["lr"] = lr
 

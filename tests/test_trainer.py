@@ -127,3 +127,15 @@ def test_linear_lr_decay_follows_the_step(tmp_path, tiny_settings):
         assert state[opt]["param_groups"][0]["lr"] == pytest.approx(2.5e-4)
     with pytest.raises(UserError, match="lr_decay must be one of"):
         gantools.train(out=tmp_path / "bad", **{**tiny_settings, "lr_decay": "cosine"})
+
+
+@pytest.mark.parametrize("start,last_lr", [(0.5, 5e-4), (0.8, 1e-3)])
+def test_linear_lr_decay_can_start_late(tmp_path, tiny_settings, start, last_lr):
+    # 4 steps; the last iteration runs with 1/4 of the run left: start 0.5 -> lr * 0.25 / 0.5,
+    # start 0.8 -> the decay has not begun (0.25 / 0.2 > 1 keeps the full rate).
+    settings = {**tiny_settings, "steps": 4, "lr": 1e-3, "lr_decay": "linear", "lr_decay_start": start}
+    gantools.train(out=tmp_path / "run", **settings)
+    state = ckpt.load(tmp_path / "run" / "checkpoints" / "latest.pt")
+    assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(last_lr)
+    with pytest.raises(UserError, match=r"lr_decay_start must be in \[0, 1\)"):
+        gantools.train(out=tmp_path / "bad", **{**settings, "lr_decay_start": 1.0})
