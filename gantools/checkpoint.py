@@ -44,13 +44,20 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
         os.close(dir_fd)
 
 
-def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``: tensors and plain data only, never code."""
+def load(path: str | Path, map_location: str | torch.device = "cpu", *, fmt: str = FORMAT,
+         version: int = VERSION, what: str = "checkpoint") -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``: tensors and plain data only, never code.
+
+    Args:
+        fmt, version: the "format" the file must carry and the newest "version" understood
+            (other gantools files, e.g. fitted inverters, use their own).
+        what: how error messages name the file.
+    """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"no checkpoint at {path}")
+        raise UserError(f"no {what} at {path}")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged or foreign
-        raise UserError(f"checkpoint {path} is corrupt or not a torch checkpoint")
+        raise UserError(f"{what} {path} is corrupt or not a torch file")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -58,9 +65,9 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         raise UserError(f"refusing to load {path}: it holds objects other than tensors and plain "
                         f"data ({first})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise UserError(f"checkpoint {path} is corrupt or unreadable: {str(exc).splitlines()[0]}") from None
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise UserError(f"{path} is not a gantools checkpoint")
-    if obj.get("version", 0) > VERSION:
+        raise UserError(f"{what} {path} is corrupt or unreadable: {str(exc).splitlines()[0]}") from None
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise UserError(f"{path} is not a gantools {what}")
+    if obj.get("version", 0) > version:
         raise UserError(f"{path} was written by a newer gantools (format {obj['version']})")
     return obj

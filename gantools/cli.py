@@ -195,6 +195,15 @@ def sample(run_dir: str, n: int, out: str | None, npz: str | None, seed: int, de
         click.echo(f"wrote {npz} (samples {tuple(samples.shape)})")
 
 
+def _register_subcommands() -> None:
+    from gantools.cli_invert import invert
+
+    cli.add_command(invert)
+
+
+_register_subcommands()
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"warning: {message}", file=sys.stderr)
 

@@ -74,13 +74,33 @@ class Loss:
 
 
 class Inverter:
-    """Maps images back to latents. Post-hoc inverters provide ``fit(run, steps)`` against a
-    frozen generator; joint inverters (trained with the GAN) provide ``attach(trainer)`` and
-    add their own terms through the trainer's hooks."""
+    """Maps images back to latents (gantools.inversion fits, loads and scores them).
+
+    Attributes:
+        needs_fit: True (default) when ``encode`` works only after ``fit`` (a learned encoder);
+            False for inverters that work from the generator alone (gradient descent on z).
+        joint: True for inverters trained with the GAN (ALI, VAE-GAN) through the trainer's
+            hooks, ``attach(trainer)``.
+    """
+
+    needs_fit: bool = True
+    joint: bool = False
+
+    def setup(self, run, registry=None) -> None:
+        """Bind to a gantools.api.Run (generator frozen in eval mode; ``run.config``,
+        ``run.data_shape``, ``run.device``) and build any networks, untrained."""
+        ...
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Return latents (N, z_dim) whose generations reconstruct ``images`` (N, C, H, W)."""
+        """Return latents (N, z_dim) whose generations reconstruct ``images`` (N, C, H, W)
+        in [-1, 1]. Called with gradients enabled, so it may optimise through the generator."""
         ...
+
+    # Post-hoc inverters with needs_fit:
+    #   fit(run, steps: int | None, log: Callable[[int, dict[str, float]], None]) -> None
+    #       train against the frozen generator (steps None: the inverter's default) and report
+    #       costs through log(step, {"name": value});
+    #   state_dict() / load_state_dict(state): what fit learnt, saved in RUN/inverters/NAME.pt.
 
 
 class Dataset:
