@@ -110,9 +110,11 @@ def resolve(registry: Registry, cli: dict[str, Any], config_file: str | None = N
     dataset = registry.create("datasets", dataset_name, chosen.get("dataset_opts", {}))
     recommended = getattr(dataset, "recommended", {})
     layer({k: v for k, v in recommended.items() if k in CORE_DEFAULTS}, f"dataset:{dataset_name}")
-    for_loss = recommended.get(f"loss:{loss_name}", {})
-    _check_keys(for_loss, f"dataset {dataset_name}'s recommendations for loss {loss_name}")
-    layer(for_loss, f"dataset:{dataset_name}")
+    arch_name = chosen.get("arch", config["arch"])
+    for key, label in ((f"arch:{arch_name}", f"architecture {arch_name}"), (f"loss:{loss_name}", f"loss {loss_name}")):
+        for_plugin = recommended.get(key, {})
+        _check_keys(for_plugin, f"dataset {dataset_name}'s recommendations for {label}")
+        layer(for_plugin, f"dataset:{dataset_name}")
     layer(file_values, f"file:{config_file}")
     layer(cli, "cli")
     # Plugin options are checked and typed now, so config.json records what the plugins receive.

@@ -112,7 +112,8 @@ class Dataset:
         recommended: settings this data trains best with (e.g. image_size, n_critic, lr, ema);
             the run applies them unless the user overrides them. A "loss:NAME" key holds a
             dict of settings that apply only with that loss (a recipe tuned for WGAN-GP must
-            not change a weight-clipped WGAN's learning rate).
+            not change a weight-clipped WGAN's learning rate); an "arch:NAME" key, settings
+            for one architecture (e.g. its arch_opts).
     The returned torch Dataset may offer ``get_batch(indices: LongTensor) -> Tensor`` as a
     fast path; otherwise items are stacked.
     """

@@ -7,7 +7,7 @@ from PIL import Image
 
 # A run small enough for a unit test: MLP on a little 8-gaussians sample.
 TINY = dict(arch="mlp", loss="wgan-gp", dataset="toy:8gaussians", dataset_opts={"n": 512},
-            arch_opts={"hidden": 32, "layers": 2}, z_dim=4, batch_size=32, steps=6, log_every=2,
+            arch_opts={"hidden": 32, "layers": 2}, z_dim=4, batch_size=32, steps=6, log_every=2, lr_decay="none",
             sample_every=3, checkpoint_every=3)
 
 

@@ -121,7 +121,8 @@ def test_ctrl_c_checkpoints_and_exits_zero(tmp_path):
 
 
 def test_linear_lr_decay_follows_the_step(tmp_path, tiny_settings):
-    gantools.train(out=tmp_path / "run", **{**tiny_settings, "steps": 4, "lr": 1e-3, "lr_decay": "linear"})
+    gantools.train(out=tmp_path / "run", **{**tiny_settings, "steps": 4, "lr": 1e-3, "lr_decay": "linear",
+                                                    "lr_decay_start": 0.0})
     state = ckpt.load(tmp_path / "run" / "checkpoints" / "latest.pt")
     for opt in ("opt_d", "opt_g"):  # the last iteration (step index 3 of 4) ran at lr * (1 - 3/4)
         assert state[opt]["param_groups"][0]["lr"] == pytest.approx(2.5e-4)
@@ -139,3 +140,19 @@ def test_linear_lr_decay_can_start_late(tmp_path, tiny_settings, start, last_lr)
     assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(last_lr)
     with pytest.raises(UserError, match=r"lr_decay_start must be in \[0, 1\)"):
         gantools.train(out=tmp_path / "bad", **{**settings, "lr_decay_start": 1.0})
+
+
+def test_dataset_recommendations_for_one_architecture():
+    from gantools.config import resolve
+    from gantools.registry import default_registry
+
+    # toy recommends 128-unit MLPs ("arch:mlp"); a user's option still wins, key by key.
+    config, sources = resolve(default_registry(), {"arch": "mlp", "loss": "wgan-gp", "dataset": "toy:8gaussians"})
+    assert config["arch_opts"]["hidden"] == 128 and sources["arch_opts"] == "dataset:toy"
+    config, sources = resolve(default_registry(), {"arch": "mlp", "loss": "wgan-gp", "dataset": "toy:8gaussians",
+                                                   "arch_opts": {"layers": 2}})
+    assert config["arch_opts"] == {"hidden": 128, "layers": 2}
+    assert sources["arch_opts"] == "cli"
+    # Another architecture does not receive the mlp's options.
+    config, _ = resolve(default_registry(), {"arch": "dcgan", "loss": "wgan-gp", "dataset": "digits"})
+    assert "hidden" not in config["arch_opts"]
