@@ -47,6 +47,9 @@ RUN_SETTINGS = {
     "lr_decay": ("--lr-decay", click.Choice(["none", "linear"]), "learning-rate schedule over the run"),
     "lr_decay_start": ("--lr-decay-start", float, "fraction of the run at the full rate before the decay"),
     "ema": ("--ema", float, "decay of the generator's weight average used for sampling; 0 = off"),
+    "channels_last": ("--channels-last/--no-channels-last", bool,
+                      "channels-last (NHWC) memory format for image networks and batches "
+                      "(default: on for images; faster convolutions on CPU)"),
     "seed": ("--seed", int, "random seed"),
     "device": ("--device", str, "auto, cpu or cuda[:N]"),
     "sample_every": ("--sample-every", int, "write a sample grid every N steps"),

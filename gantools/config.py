@@ -29,6 +29,7 @@ CORE_DEFAULTS: dict[str, Any] = {
     "lr_decay": "none",  # "linear": anneal both learning rates to 0 at the last step
     "lr_decay_start": 0.0,  # fraction of the run trained at the full rate before the decay starts
     "ema": 0.0,  # decay of the generator's weight average; 0 disables it
+    "channels_last": None,  # NHWC activations and weights for image networks; None: on for images
     "seed": 0,
     "device": "auto",
     "sample_every": 500,
@@ -159,6 +160,8 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise UserError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {out['optimizer']!r})")
     if out["lr_decay"] not in LR_DECAYS:
         raise UserError(f"lr_decay must be one of {', '.join(LR_DECAYS)} (got {out['lr_decay']!r})")
+    if out["channels_last"] is not None and not isinstance(out["channels_last"], bool):
+        raise UserError(f"channels_last must be true or false (got {out['channels_last']!r})")
     if not 0.0 <= out["lr_decay_start"] < 1.0:
         raise UserError(f"lr_decay_start must be in [0, 1) (got {out['lr_decay_start']})")
     if out["prior"] not in PRIORS:

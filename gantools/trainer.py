@@ -59,6 +59,18 @@ class Trainer:
         self.data_shape = tuple(data[0].shape) if len(data) else ()
         self.stream = BatchStream(data, config["batch_size"], config["seed"])
         self.models = build_models(registry, config, self.data_shape, self.device)
+        self.memory_format = torch.preserve_format
+        channels_last = config["channels_last"]
+        if channels_last is None:  # auto: NHWC for images (measured faster on CPU, see RESULTS.md)
+            channels_last = len(self.data_shape) == 3
+        if channels_last:
+            if len(self.data_shape) != 3:
+                raise UserError(f"--channels-last applies to image data; {self.dataset_name} has items "
+                                f"of shape {self.data_shape}")
+            self.memory_format = torch.channels_last
+            for net in (self.models.generator, self.models.critic, self.models.generator_ema):
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)
         self.opt_g = make_optimizer(self.models.generator.parameters(), config)
         self.opt_d = make_optimizer(self.models.critic.parameters(), config)
         fixed_gen = torch.Generator().manual_seed(config["seed"] + 1)
@@ -77,7 +89,7 @@ class Trainer:
         """Critic update: minimise the loss plugin's critic objective on a real and a fake batch
         (e.g. WGAN-GP: E[D(G(z))] - E[D(x)] + lambda * E[(||grad D(x_hat)|| - 1)^2])."""
         m = self.models
-        real = self.stream.next().to(self.device, non_blocking=True)
+        real = self.stream.next().to(self.device, non_blocking=True, memory_format=self.memory_format)
         with torch.no_grad():
             fake = m.generator(self.prior(real.shape[0]))
         loss, logs = m.loss.discriminator_loss(m.critic, real, fake)

@@ -156,3 +156,36 @@ def test_dataset_recommendations_for_one_architecture():
     # Another architecture does not receive the mlp's options.
     config, _ = resolve(default_registry(), {"arch": "dcgan", "loss": "wgan-gp", "dataset": "digits"})
     assert "hidden" not in config["arch_opts"]
+
+
+def _trainer(tmp_path, **settings):
+    from gantools.config import resolve
+    from gantools.registry import default_registry
+    from gantools.trainer import Trainer
+
+    config, sources = resolve(default_registry(), settings)
+    return Trainer(default_registry(), config, sources, tmp_path / "t", progress=False)
+
+
+def test_channels_last_is_on_for_images_by_default(tmp_path, tiny_settings):
+    def conv(trainer):  # a conv with several input channels, where the two layouts differ
+        return next(m for m in trainer.models.critic.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+
+    auto = _trainer(tmp_path, **{**DIGITS, "loss": "wgan-gp"})
+    assert conv(auto).weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv(auto).weight.is_contiguous()
+    off = _trainer(tmp_path, **{**DIGITS, "loss": "wgan-gp", "channels_last": False})
+    assert conv(off).weight.is_contiguous()
+    points = _trainer(tmp_path, **tiny_settings)  # auto leaves 2-D points alone
+    assert points.memory_format == torch.preserve_format
+    with pytest.raises(UserError, match="--channels-last applies to image data"):
+        _trainer(tmp_path, **{**tiny_settings, "channels_last": True})
+
+
+def test_channels_last_trains_like_the_default_layout(tmp_path, tiny_settings):
+    settings = {**tiny_settings, **DIGITS, "loss": "wgan-gp", "steps": 3, "log_every": 1, "dataset_opts": {}}
+    nhwc = losses(metrics(gantools.train(out=tmp_path / "nhwc", **settings).directory))
+    nchw = losses(metrics(gantools.train(out=tmp_path / "nchw", **settings, channels_last=False).directory))
+    for a, b in zip(nhwc, nchw):
+        for key in ("d_loss", "g_loss", "penalty"):
+            assert a[key] == pytest.approx(b[key], rel=1e-3, abs=1e-4)
