@@ -200,8 +200,10 @@ def sample(run_dir: str, n: int, out: str | None, npz: str | None, seed: int, de
 
 def _register_subcommands() -> None:
     from gantools.cli_invert import invert
+    from gantools.cli_latent import latent
 
     cli.add_command(invert)
+    cli.add_command(latent)
 
 
 _register_subcommands()

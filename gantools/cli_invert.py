@@ -56,6 +56,20 @@ def load_images(run, path: str | Path) -> "torch.Tensor":  # noqa: F821
     return fetch(dataset, torch.arange(len(dataset))).float()
 
 
+def run_images(run, n: int) -> "torch.Tensor":  # noqa: F821
+    """The first n items of the run's own training data (its dataset, options and resolution)."""
+    from gantools.config import split_dataset
+    from gantools.data import fetch
+    from gantools.registry import default_registry
+
+    import torch
+
+    name, arg = split_dataset(run.config["dataset"])
+    dataset = default_registry().create("datasets", name, run.config["dataset_opts"]).build(
+        arg, run.data_shape[1], run.data_shape[0])
+    return fetch(dataset, torch.arange(min(n, len(dataset)))).float()
+
+
 @click.group(cls=_DefaultCommandGroup, context_settings=CONTEXT, invoke_without_command=False)
 def invert() -> None:
     """Map images back to latents: `invert fit`, `invert eval`, and

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from gantools import checkpoint as ckpt
@@ -212,20 +211,9 @@ def format_table(name: str, result: dict[str, Any]) -> str:
 
 
 def _plot_history(history: list[dict[str, float]], path: Path, title: str) -> None:
-    if not history:
-        return
-    import matplotlib
+    from gantools.report import line_plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = np.array([row["step"] for row in history])
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key in [k for k in history[0] if k != "step"]:
-        ax.plot(steps, [row.get(key, np.nan) for row in history], label=key)
-    ax.set_xlabel("step")
-    ax.set_title(title, fontsize=9)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    if history:
+        keys = [k for k in history[0] if k != "step"]
+        line_plots({k: [row.get(k, float("nan")) for row in history] for k in keys}, path, "step",
+                   x=[row["step"] for row in history], title=title, shared=True)

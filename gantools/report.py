@@ -86,3 +86,43 @@ def plot_losses(metrics_path: Path, out: Path) -> bool:
     fig.savefig(out, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return True
+
+
+def histogram(series: dict[str, torch.Tensor], path: Path, xlabel: str, title: str = "") -> None:
+    """Overlaid histograms of several 1-D samples on shared bins."""
+    plt = _pyplot()
+    values = torch.cat([torch.as_tensor(v).float().flatten() for v in series.values()])
+    bins = torch.linspace(float(values.min()), float(values.max()) + 1e-6, 41).numpy()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, v in series.items():
+        ax.hist(torch.as_tensor(v).float().numpy(), bins=bins, alpha=0.55, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    _save(fig, plt, path)
+
+
+def line_plots(series: dict[str, torch.Tensor], path: Path, xlabel: str, x=None, title: str = "",
+               shared: bool = False) -> None:
+    """One panel per series (or all on one panel with ``shared``) against x (default 1..n)."""
+    plt = _pyplot()
+    panels = 1 if shared else len(series)
+    fig, axes = plt.subplots(1, panels, figsize=(4.5 * panels if not shared else 6, 3.5), squeeze=False)
+    for i, (label, v) in enumerate(series.items()):
+        y = torch.as_tensor(v).float().numpy()
+        xs = x if x is not None else range(1, len(y) + 1)
+        ax = axes[0][0 if shared else i]
+        ax.plot(list(xs), y, label=label, marker="." if len(y) < 50 else None)
+        ax.set_xlabel(xlabel)
+        ax.set_title(label if not shared else title, fontsize=9)
+    if shared:
+        axes[0][0].legend()
+    _save(fig, plt, path)
+
+
+def _save(fig, plt, path: Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
