@@ -75,6 +75,9 @@ def _run_options(func):
 @click.option("--arch-opt", multiple=True, metavar="K=V", help="architecture option (repeatable)")
 @click.option("--loss-opt", multiple=True, metavar="K=V", help="loss option (repeatable)")
 @click.option("--dataset-opt", multiple=True, metavar="K=V", help="dataset option (repeatable)")
+@click.option("--inverter", "inverter", default=None,
+              help="joint inverter trained with the GAN (ali, vaegan); post-hoc ones: gantools invert fit")
+@click.option("--inverter-opt", multiple=True, metavar="K=V", help="inverter option (repeatable)")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="JSON or TOML file of settings (command-line flags win)")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -82,7 +85,8 @@ def _run_options(func):
 @click.option("--resume", is_flag=True, help="continue the run in --out from its latest checkpoint")
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
 @click.pass_context
-def run(ctx: click.Context, arch_opt, loss_opt, dataset_opt, config_file, out, resume, progress, **kwargs) -> None:
+def run(ctx: click.Context, arch_opt, loss_opt, dataset_opt, inverter_opt, config_file, out, resume, progress,
+        **kwargs) -> None:
     """Train a GAN: gantools run --arch dcgan --loss wgan-gp.
 
     Settings come from, lowest first: gantools' defaults, the loss's published recipe, the
@@ -93,7 +97,8 @@ def run(ctx: click.Context, arch_opt, loss_opt, dataset_opt, config_file, out, r
 
     settings = {k: v for k, v in kwargs.items() if ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
     for flag, key, pairs in (("--arch-opt", "arch_opts", arch_opt), ("--loss-opt", "loss_opts", loss_opt),
-                             ("--dataset-opt", "dataset_opts", dataset_opt)):
+                             ("--dataset-opt", "dataset_opts", dataset_opt),
+                             ("--inverter-opt", "inverter_opts", inverter_opt)):
         if pairs:
             settings[key] = parse_pairs(pairs, flag)
     result = train(out=out, resume=resume, config=config_file, progress=progress, **settings)

@@ -16,6 +16,8 @@ CORE_DEFAULTS: dict[str, Any] = {
     "arch_opts": {},
     "loss_opts": {},
     "dataset_opts": {},
+    "inverter": None,  # a joint inverter (ali, vaegan) trained with the GAN
+    "inverter_opts": {},
     "steps": 5000,
     "batch_size": 64,
     "image_size": None,  # None: the dataset's recommendation, else its own size
@@ -119,8 +121,13 @@ def resolve(registry: Registry, cli: dict[str, Any], config_file: str | None = N
     layer(file_values, f"file:{config_file}")
     layer(cli, "cli")
     # Plugin options are checked and typed now, so config.json records what the plugins receive.
-    for kind, key, name in (("architectures", "arch_opts", config["arch"]), ("losses", "loss_opts", loss_name),
-                            ("datasets", "dataset_opts", dataset_name)):
+    plugins = [("architectures", "arch_opts", config["arch"]), ("losses", "loss_opts", loss_name),
+               ("datasets", "dataset_opts", dataset_name)]
+    if config["inverter"]:
+        plugins.append(("inverters", "inverter_opts", config["inverter"]))
+    elif config["inverter_opts"]:
+        raise UserError("inverter options need --inverter NAME")
+    for kind, key, name in plugins:
         if not isinstance(config[key], dict):
             raise UserError(f"{key} must be a table of key=value options")
         config[key] = coerce_options(registry.load(kind, name), config[key], f"{SINGULAR[kind]} '{name}'")
@@ -139,7 +146,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         if out[key] is not None:
             out[key] = convert_value(out[key], 0, key)
     out["betas"] = tuple(float(b) for b in convert_value(out["betas"], (0.0, 0.0), "betas"))
-    for key in ("arch_opts", "loss_opts", "dataset_opts"):
+    for key in ("arch_opts", "loss_opts", "dataset_opts", "inverter_opts"):
         if not isinstance(out[key], dict):
             raise UserError(f"{key} must be a table of key=value options")
     positive = ("steps", "batch_size", "z_dim", "n_critic", "sample_every", "checkpoint_every", "log_every")

@@ -96,6 +96,16 @@ class Inverter:
         in [-1, 1]. Called with gradients enabled, so it may optimise through the generator."""
         ...
 
+    # Joint inverters (joint = True), hooks called by the trainer:
+    #   attach(trainer): build networks for trainer.data_shape / config["z_dim"] on trainer.device
+    #       (trainer.models.arch, .loss, .critic, .generator are there to use); optional attribute
+    #       ``discriminator``: a module that replaces the critic in the loss plugin's critic objective;
+    #   parameters(): the inverter's networks trained with the generator's optimiser;
+    #   critic_inputs(real, z, fake) -> (real_in, fake_in): what the critic objective compares;
+    #   generator_loss(trainer, z, fake) -> (loss, logs): the objective of G and the inverter
+    #       (trainer.real_batch() gives a real batch);
+    #   setup(run), encode, state_dict/load_state_dict as above (saved in the checkpoint and in
+    #       RUN/inverters/NAME.pt at the end of training).
     # Post-hoc inverters with needs_fit:
     #   fit(run, steps: int | None, log: Callable[[int, dict[str, float]], None]) -> None
     #       train against the frozen generator (steps None: the inverter's default) and report

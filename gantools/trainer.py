@@ -71,8 +71,16 @@ class Trainer:
             for net in (self.models.generator, self.models.critic, self.models.generator_ema):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
-        self.opt_g = make_optimizer(self.models.generator.parameters(), config)
-        self.opt_d = make_optimizer(self.models.critic.parameters(), config)
+        self.joint = self._attach_inverter(registry) if config["inverter"] else None
+        # The network the loss plugin's critic objective sees: the critic, or a joint inverter's
+        # discriminator (ALI's on (x, z) pairs).
+        joint_discriminator = getattr(self.joint, "discriminator", None)
+        self.adversary = self.models.critic if joint_discriminator is None else joint_discriminator
+        generator_side = list(self.models.generator.parameters())
+        if self.joint is not None:  # the inverter's own networks train with the generator
+            generator_side += list(self.joint.parameters())
+        self.opt_g = make_optimizer(generator_side, config)
+        self.opt_d = make_optimizer(self.adversary.parameters(), config)
         fixed_gen = torch.Generator().manual_seed(config["seed"] + 1)
         n_fixed = N_FIXED_POINTS if self.data_kind == "points" else N_FIXED
         self.fixed_z = sample_prior(n_fixed, config["z_dim"], config["prior"], torch.device("cpu"), fixed_gen)
@@ -80,6 +88,21 @@ class Trainer:
         self._stop_requested = False
         self._log_sums: dict[str, torch.Tensor] = {}
         self._log_count = 0
+
+    def _attach_inverter(self, registry: Registry):
+        name = self.config["inverter"]
+        inverter = registry.create("inverters", name, self.config["inverter_opts"])
+        if not getattr(inverter, "joint", False):
+            raise UserError(f"inverter '{name}' is fitted after training (gantools invert fit RUN --inverter "
+                            f"{name}); --inverter at training time takes a joint one (ali, vaegan)")
+        if self.data_kind != "images":
+            raise UserError(f"inverter '{name}' needs image data; {self.dataset_name} holds points")
+        inverter.attach(self)
+        return inverter
+
+    def real_batch(self) -> torch.Tensor:
+        """The next real batch on the training device, in the training layout."""
+        return self.stream.next().to(self.device, non_blocking=True, memory_format=self.memory_format)
 
     # ---- one iteration ---------------------------------------------------------------------
     def prior(self, n: int) -> torch.Tensor:
@@ -89,31 +112,38 @@ class Trainer:
         """Critic update: minimise the loss plugin's critic objective on a real and a fake batch
         (e.g. WGAN-GP: E[D(G(z))] - E[D(x)] + lambda * E[(||grad D(x_hat)|| - 1)^2])."""
         m = self.models
-        real = self.stream.next().to(self.device, non_blocking=True, memory_format=self.memory_format)
+        real = self.real_batch()
+        z = self.prior(real.shape[0])
         with torch.no_grad():
-            fake = m.generator(self.prior(real.shape[0]))
-        loss, logs = m.loss.discriminator_loss(m.critic, real, fake)
+            fake = m.generator(z)
+        if self.joint is not None:  # e.g. ALI: (x, E(x)) against (G(z), z)
+            real, fake = self.joint.critic_inputs(real, z, fake)
+        loss, logs = m.loss.discriminator_loss(self.adversary, real, fake)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
         after = getattr(m.loss, "after_discriminator_step", None)
         if after is not None:
-            after(m.critic)
+            after(self.adversary)
         return loss.detach(), logs
 
     def generator_step(self) -> tuple[torch.Tensor, dict]:
         """Generator update: minimise the loss plugin's generator objective
         (e.g. WGAN: -E[D(G(z))]); the critic's weights are frozen meanwhile."""
         m = self.models
-        m.critic.requires_grad_(False)
+        self.adversary.requires_grad_(False)
         try:
-            fake = m.generator(self.prior(self.config["batch_size"]))
-            loss, logs = m.loss.generator_loss(m.critic, fake)
+            z = self.prior(self.config["batch_size"])
+            fake = m.generator(z)
+            if self.joint is not None:  # the inverter's objective for G and its own networks
+                loss, logs = self.joint.generator_loss(self, z, fake)
+            else:
+                loss, logs = m.loss.generator_loss(self.adversary, fake)
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()
         finally:
-            m.critic.requires_grad_(True)
+            self.adversary.requires_grad_(True)
         if m.generator_ema is not None:
             update_ema(m.generator_ema, m.generator, ema_decay(self.config["ema"], self.step))
         return loss.detach(), logs
@@ -159,6 +189,7 @@ class Trainer:
             "generator": m.generator.state_dict(), "critic": m.critic.state_dict(),
             "generator_ema": None if m.generator_ema is None else m.generator_ema.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "inverter": None if self.joint is None else self.joint.state_dict(),
             "stream": self.stream.state_dict(), "fixed_z": self.fixed_z,
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
@@ -170,6 +201,8 @@ class Trainer:
         m.critic.load_state_dict(state["critic"])
         if m.generator_ema is not None and state.get("generator_ema") is not None:
             m.generator_ema.load_state_dict(state["generator_ema"])
+        if self.joint is not None:
+            self.joint.load_state_dict(state["inverter"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.stream.load_state_dict(state["stream"])
@@ -187,6 +220,17 @@ class Trainer:
         if self.step % self.config["checkpoint_every"] == 0:
             ckpt.save_atomic(state, self.out / "checkpoints" / f"step_{self.step:07d}.pt")
         return latest
+
+    def save_inverter(self) -> Path:
+        """The joint inverter's state where `gantools invert` looks for it (RUN/inverters/NAME.pt)."""
+        from gantools import inversion
+
+        name = self.config["inverter"]
+        path = self.out / "inverters" / f"{name}.pt"
+        ckpt.save_atomic({"format": inversion.FORMAT, "version": inversion.VERSION, "name": name,
+                          "options": dict(self.config["inverter_opts"]), "state": self.joint.state_dict(),
+                          "history": []}, path)
+        return path
 
     def sampling_generator(self) -> torch.nn.Module:
         m = self.models
@@ -253,6 +297,8 @@ class Trainer:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
         self.save_checkpoint()
+        if self.joint is not None:
+            self.save_inverter()
         self.save_samples()
         report.plot_losses(metrics_path, self.out / "loss_curve.png")
         return status

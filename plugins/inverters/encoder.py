@@ -35,8 +35,17 @@ class Encoder(nn.Module):
         return self.head(self.trunk(x))
 
 
-def _flat_trunk(image_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+def trunk_for(arch, image_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+    """The architecture's encoder trunk (fresh weights), or a flatten for architectures without one."""
+    make_trunk = getattr(arch, "encoder_trunk", None)
+    if make_trunk is not None:
+        return make_trunk(tuple(image_shape))
     return nn.Flatten(), math.prod(image_shape)
+
+
+def scaled_head(width_scale: float) -> tuple[int, ...]:
+    """The head widths 4096-2048-1024 times width_scale (at least 8 units each)."""
+    return tuple(max(8, round(units * width_scale)) for units in _HEAD)
 
 
 class EncoderInverter:
@@ -64,7 +73,7 @@ class EncoderInverter:
             raise UserError(f"encoder width_scale must be positive (got {width_scale})")
         self.steps, self.batch_size, self.lr = steps, batch_size, lr
         self.z_weight, self.x_weight, self.log_every = z_weight, x_weight, log_every
-        self.head = tuple(max(8, round(units * width_scale)) for units in _HEAD)
+        self.head = scaled_head(width_scale)
         self.net: Encoder | None = None
 
     def setup(self, run, registry=None) -> None:
@@ -73,8 +82,7 @@ class EncoderInverter:
 
         arch = (registry or default_registry()).create("architectures", run.config["arch"],
                                                        run.config["arch_opts"])
-        make_trunk = getattr(arch, "encoder_trunk", None)
-        trunk, features = make_trunk(run.data_shape) if make_trunk else _flat_trunk(run.data_shape)
+        trunk, features = trunk_for(arch, run.data_shape)
         self.run = run
         self.net = Encoder(trunk, features, run.config["z_dim"], self.head).to(run.device)
 

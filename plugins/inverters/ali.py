@@ -1,0 +1,108 @@
+"""ALI / BiGAN (Dumoulin et al. 2017; Donahue et al. 2017): an encoder trained with the GAN.
+
+The discriminator judges joint pairs: (x, E(x)) for real images against (G(z), z) for
+generated ones; the generator and the encoder are trained together to fool it (the loss
+plugin's critic objective with the roles swapped, so `gan`, `wgan` and `wgan-gp` all work).
+At the optimum E inverts G. The encoder is the critic's conv trunk (fresh weights) with a
+fully connected head; the joint discriminator has a conv trunk for x, an MLP for z, and an
+MLP on both.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from gantools.errors import UserError
+from gantools.nn import FusedLeakyReLU
+from gantools_plugins.inverters.encoder import Encoder, scaled_head, trunk_for
+
+
+class JointDiscriminator(nn.Module):
+    """Scores packed pairs (N, C*H*W + z_dim): the flattened image, then its latent."""
+
+    def __init__(self, trunk: nn.Module, features: int, image_shape: tuple[int, ...], z_dim: int, width: int):
+        super().__init__()
+        self.image_shape, self.pixels = tuple(image_shape), math.prod(image_shape)
+        self.x_trunk = trunk
+        self.z_branch = nn.Sequential(nn.Linear(z_dim, width, bias=False), FusedLeakyReLU(width, 0.2),
+                                      nn.Linear(width, width, bias=False), FusedLeakyReLU(width, 0.2))
+        self.joint = nn.Sequential(nn.Linear(features + width, 2 * width, bias=False),
+                                   FusedLeakyReLU(2 * width, 0.2), nn.Linear(2 * width, 1))
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        x = pairs[:, :self.pixels].reshape(-1, *self.image_shape)
+        z = pairs[:, self.pixels:]
+        return self.joint(torch.cat([self.x_trunk(x), self.z_branch(z)], 1)).flatten()
+
+
+def pack(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) images and (N, d) latents -> (N, C*H*W + d) pairs."""
+    return torch.cat([x.reshape(x.shape[0], -1), z.to(x.dtype)], 1)
+
+
+class ALIInverter:
+    """Joint inverter: `gantools run ... --inverter ali`.
+
+    Args:
+        width_scale: multiplies the encoder head's widths 4096-2048-1024.
+        z_width: units of the discriminator's latent branch (and twice that in its joint MLP).
+    """
+
+    joint = True
+
+    def __init__(self, width_scale: float = 0.125, z_width: int = 256):
+        if width_scale <= 0 or z_width < 1:
+            raise UserError(f"ali needs width_scale > 0 and z_width >= 1 (got {width_scale}, {z_width})")
+        self.head = scaled_head(width_scale)
+        self.z_width = z_width
+
+    def _build(self, arch, image_shape, z_dim: int, device) -> None:
+        trunk, features = trunk_for(arch, image_shape)
+        self.encoder = Encoder(trunk, features, z_dim, self.head).to(device)
+        d_trunk, d_features = trunk_for(arch, image_shape)
+        self.discriminator = JointDiscriminator(d_trunk, d_features, image_shape, z_dim, self.z_width).to(device)
+
+    # ---- training (trainer hooks) ----
+    def attach(self, trainer) -> None:
+        self._build(trainer.models.arch, trainer.data_shape, trainer.config["z_dim"], trainer.device)
+        if trainer.memory_format == torch.channels_last:
+            self.encoder.to(memory_format=torch.channels_last)
+        self.loss = trainer.models.loss
+
+    def parameters(self):
+        return self.encoder.parameters()
+
+    def critic_inputs(self, real, z, fake):
+        with torch.no_grad():
+            z_real = self.encoder(real)
+        return pack(real, z_real), pack(fake, z)
+
+    def generator_loss(self, trainer, z, fake):
+        real = trainer.real_batch()
+        real_pairs, fake_pairs = pack(real, self.encoder(real)), pack(fake, z)
+        # G and E fool the discriminator: its objective with real and generated pairs swapped.
+        loss, _ = self.loss.discriminator_loss(self.discriminator, fake_pairs, real_pairs)
+        return loss, {}
+
+    # ---- use after training ----
+    def setup(self, run, registry=None) -> None:
+        from gantools.registry import default_registry
+
+        arch = (registry or default_registry()).create("architectures", run.config["arch"], run.config["arch_opts"])
+        self._build(arch, run.data_shape, run.config["z_dim"], run.device)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.encoder.eval()(images.to(next(self.encoder.parameters()).device))
+
+    def state_dict(self) -> dict:
+        return {"encoder": self.encoder.state_dict(), "discriminator": self.discriminator.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.encoder.load_state_dict(state["encoder"])
+        self.discriminator.load_state_dict(state["discriminator"])
+
+
+inverter = ALIInverter
