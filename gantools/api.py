@@ -37,6 +37,11 @@ class Run:
         """n samples on the CPU: images (n, C, H, W) in [-1, 1] or points (n, 2)."""
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         z = sample_prior(n, self.config["z_dim"], self.config["prior"], torch.device("cpu"), gen)
+        return self.generate(z, batch_size)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """G(z) on the CPU for latents (n, z_dim), in batches, with the generator in eval mode."""
         was_training = self.generator.training
         self.generator.eval()
         try:

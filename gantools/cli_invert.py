@@ -23,7 +23,8 @@ class _DefaultCommandGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-def _inverter_options(func):
+def inverter_options(func):
+    """RUN_DIR, --inverter, --inverter-opt and --device: the arguments every inversion command takes."""
     func = click.option("--inverter-opt", "inverter_opt", multiple=True, metavar="KEY=VALUE",
                         help="inverter option (repeatable); see gantools list inverters")(func)
     func = click.option("--inverter", "inverter", required=True, help="inverter plugin name")(func)
@@ -31,43 +32,45 @@ def _inverter_options(func):
     return click.argument("run_dir", type=click.Path())(func)
 
 
-def _options(pairs: tuple[str, ...]) -> dict[str, str]:
+def inverter_opts(pairs: tuple[str, ...]) -> dict[str, str]:
+    """--inverter-opt KEY=VALUE pairs as a dict."""
     from gantools.cli import parse_pairs
 
     return parse_pairs(pairs, "--inverter-opt")
 
 
-def load_images(run, path: str | Path) -> "torch.Tensor":  # noqa: F821
-    """Images from a folder or an .npz (as the folder and npz datasets read them), resized to
-    the run's resolution and channel count, in the datasets' order (sorted paths for folders)."""
+def _dataset_images(run, name: str, arg: str | None, options: dict | None = None,
+                    n: int | None = None) -> "torch.Tensor":  # noqa: F821
+    """The first n items (all by default) of dataset plugin ``name`` at the run's resolution."""
     from gantools.data import fetch
     from gantools.registry import default_registry
 
     import torch
 
+    dataset = default_registry().create("datasets", name, options or {}).build(
+        arg, run.data_shape[1], run.data_shape[0])
+    count = len(dataset) if n is None else min(n, len(dataset))
+    return fetch(dataset, torch.arange(count)).float()
+
+
+def load_images(run, path: str | Path) -> "torch.Tensor":  # noqa: F821
+    """Images from a folder or an .npz (as the folder and npz datasets read them), resized to
+    the run's resolution and channel count, in the datasets' order (sorted paths for folders)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"no images at {path}")
     kind = "npz" if path.is_file() and path.suffix == ".npz" else "folder"
     if kind == "folder" and not path.is_dir():
         raise UserError(f"{path} is neither an image folder nor an .npz file")
-    channels, size = run.data_shape[0], run.data_shape[1]
-    dataset = default_registry().create("datasets", kind).build(str(path), size, channels)
-    return fetch(dataset, torch.arange(len(dataset))).float()
+    return _dataset_images(run, kind, str(path))
 
 
 def run_images(run, n: int) -> "torch.Tensor":  # noqa: F821
     """The first n items of the run's own training data (its dataset, options and resolution)."""
     from gantools.config import split_dataset
-    from gantools.data import fetch
-    from gantools.registry import default_registry
-
-    import torch
 
     name, arg = split_dataset(run.config["dataset"])
-    dataset = default_registry().create("datasets", name, run.config["dataset_opts"]).build(
-        arg, run.data_shape[1], run.data_shape[0])
-    return fetch(dataset, torch.arange(min(n, len(dataset)))).float()
+    return _dataset_images(run, name, arg, run.config["dataset_opts"], n)
 
 
 @click.group(cls=_DefaultCommandGroup, context_settings=CONTEXT, invoke_without_command=False)
@@ -77,7 +80,7 @@ def invert() -> None:
 
 
 @invert.command(context_settings=CONTEXT)
-@_inverter_options
+@inverter_options
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="training steps (default: the inverter's)")
 def fit(run_dir: str, device: str, inverter: str, inverter_opt, steps: int | None) -> None:
     """Fit a post-hoc inverter (e.g. encoder) against RUN_DIR's generator; saved in the run."""
@@ -89,12 +92,12 @@ def fit(run_dir: str, device: str, inverter: str, inverter_opt, steps: int | Non
     def log(step: int, costs: dict[str, float]) -> None:
         click.echo(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in costs.items()), err=True)
 
-    path = inversion.fit(run, inverter, _options(inverter_opt), steps=steps, log=log)
+    path = inversion.fit(run, inverter, inverter_opts(inverter_opt), steps=steps, log=log)
     click.echo(f"wrote {path} (costs: {path.with_suffix('.jsonl')}, plot: {path.with_suffix('.png')})")
 
 
 @invert.command(context_settings=CONTEXT)
-@_inverter_options
+@inverter_options
 @click.option("--images", required=True, type=click.Path(), help="image folder or .npz to invert")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="output directory")
 def apply(run_dir: str, device: str, inverter: str, inverter_opt, images: str, out: str) -> None:
@@ -102,13 +105,12 @@ def apply(run_dir: str, device: str, inverter: str, inverter_opt, images: str, o
     import numpy as np
     import torch
 
-    from gantools import inversion
+    from gantools import inversion, report
     from gantools.api import load_run
-    from gantools.imageio import save_grid
 
     run = load_run(run_dir, device=device)
     x = load_images(run, images)
-    inv = inversion.load(run, inverter, _options(inverter_opt))
+    inv = inversion.load(run, inverter, inverter_opts(inverter_opt))
     z = inversion.encode(inv, x)
     rec = inversion.decode(run, z)
     out_dir = Path(out)
@@ -116,20 +118,18 @@ def apply(run_dir: str, device: str, inverter: str, inverter_opt, images: str, o
     np.save(out_dir / "latents.npy", z.numpy())
     np.savez_compressed(out_dir / "reconstructions.npz", images=rec.numpy(), inputs=x.numpy())
     mse = (rec - x).pow(2).flatten(1).mean(1)
-    rows = [{"index": i, "mse": float(m), "psnr_db": float(10 * np.log10(4.0 / max(float(m), 1e-12)))}
-            for i, m in enumerate(mse)]
+    rows = [{"index": i, "mse": float(m), "psnr_db": inversion.psnr_db(float(m))} for i, m in enumerate(mse)]
     (out_dir / "errors.json").write_text(json.dumps(rows, indent=1) + "\n")
     # Each input beside its reconstruction, up to 8 pairs per row, the first 256 images.
     shown = min(len(x), 256)
     pairs = torch.stack([x[:shown], rec[:shown]], dim=1).flatten(0, 1)
-    save_grid(pairs, out_dir / "side_by_side.png", nrow=2 * min(8, shown),
-              upscale=max(1, 64 // x.shape[-1]))
+    report.save_samples(pairs, out_dir / "side_by_side.png", "images", nrow=2 * min(8, shown))
     click.echo(f"inverted {len(x)} images with {inverter}: mean MSE {float(mse.mean()):.4f}; wrote "
                f"{out_dir}/latents.npy, reconstructions.npz, errors.json, side_by_side.png")
 
 
 @invert.command(name="eval", context_settings=CONTEXT)
-@_inverter_options
+@inverter_options
 @click.option("--images", type=click.Path(), default=None,
               help="held-out real images (folder or .npz); default: digits' test split for runs "
                    "trained on digits:split=train, otherwise synthetic samples only")
@@ -143,7 +143,7 @@ def evaluate(run_dir: str, device: str, inverter: str, inverter_opt, images: str
     from gantools.api import load_run
 
     run = load_run(run_dir, device=device)
-    inv = inversion.load(run, inverter, _options(inverter_opt))
+    inv = inversion.load(run, inverter, inverter_opts(inverter_opt))
     real, source = None, "none (give --images)"
     if images is not None:
         real, source = load_images(run, images), str(images)
@@ -165,14 +165,8 @@ def evaluate(run_dir: str, device: str, inverter: str, inverter_opt, images: str
 def _held_out_digits(run):
     """digits' test split when the run trained on the train split (the only held-out data we know)."""
     from gantools.config import split_dataset
-    from gantools.data import fetch
-    from gantools.registry import default_registry
-
-    import torch
 
     name, arg = split_dataset(run.config["dataset"])
     if name != "digits" or run.config["dataset_opts"].get("split") != "train":
         return None
-    dataset = default_registry().create("datasets", "digits", {"split": "test"}).build(
-        arg, run.data_shape[1], run.data_shape[0])
-    return fetch(dataset, torch.arange(len(dataset))).float(), "digits:split=test (held out)"
+    return _dataset_images(run, "digits", arg, {"split": "test"}), "digits:split=test (held out)"

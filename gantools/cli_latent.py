@@ -6,22 +6,19 @@ from pathlib import Path
 
 import click
 
+from gantools.cli_invert import inverter_options, inverter_opts
 from gantools.errors import UserError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True}
 
 
 def _common(func):
-    """RUN_DIR, --inverter, --inverter-opt, --images, --n, --device."""
-    func = click.option("--device", default="cpu", help="cpu or cuda")(func)
+    """The inversion commands' arguments, plus --images and --n."""
     func = click.option("--n", "n", type=click.IntRange(min=2), default=256,
                         help="images used at most (from --images or the run's own data)")(func)
     func = click.option("--images", type=click.Path(), default=None,
                         help="image folder or .npz; default: the run's training data")(func)
-    func = click.option("--inverter-opt", "inverter_opt", multiple=True, metavar="KEY=VALUE",
-                        help="inverter option (repeatable)")(func)
-    func = click.option("--inverter", required=True, help="inverter plugin name")(func)
-    return click.argument("run_dir", type=click.Path())(func)
+    return inverter_options(func)
 
 
 def _setup(run_dir: str, inverter: str, inverter_opt, images: str | None, n: int, device: str):
@@ -29,18 +26,11 @@ def _setup(run_dir: str, inverter: str, inverter_opt, images: str | None, n: int
     from gantools import inversion
     from gantools.api import load_run
     from gantools.cli_invert import load_images, run_images
-    from gantools.cli import parse_pairs
 
     run = load_run(run_dir, device=device)
-    inv = inversion.load(run, inverter, parse_pairs(inverter_opt, "--inverter-opt"))
+    inv = inversion.load(run, inverter, inverter_opts(inverter_opt))
     real = load_images(run, images) if images is not None else run_images(run, n)
     return run, inv, real[:n]
-
-
-def _save_grid(images, path: str | Path, nrow: int) -> None:
-    from gantools.imageio import save_grid
-
-    save_grid(images, path, nrow=nrow, upscale=max(1, 64 // images.shape[-1]))
 
 
 def _pick(real, index: tuple[int, int]):
@@ -70,6 +60,7 @@ def interpolate(run_dir, inverter, inverter_opt, images, n, device, pair, latent
     import torch
 
     from gantools import inversion, latent as lat
+    from gantools.report import save_samples
 
     run, inv, real = _setup(run_dir, inverter, inverter_opt, images, n, device)
     if latents is not None:
@@ -82,7 +73,7 @@ def interpolate(run_dir, inverter, inverter_opt, images, n, device, pair, latent
     norm = float(inversion.encode(inv, real).norm(dim=1).median()) if renorm else None
     path = lat.interpolate(ends[0], ends[1], steps, method, norm)
     frames = inversion.decode(run, path)
-    _save_grid(frames, out, nrow=steps)
+    save_samples(frames, Path(out), "images", nrow=steps)
     np.savez_compressed(Path(out).with_suffix(".npz"), latents=path.numpy(), images=frames.numpy())
     click.echo(f"wrote {out} ({steps} points, {method}{', renormalised to %.3f' % norm if norm else ''})")
 
@@ -98,6 +89,7 @@ def walk_cmd(run_dir, inverter, inverter_opt, images, n, device, index, multiple
     import torch
 
     from gantools import inversion, latent as lat
+    from gantools.report import save_samples
 
     try:
         steps = torch.tensor([float(v) for v in multiples.split(",") if v.strip()])
@@ -108,7 +100,7 @@ def walk_cmd(run_dir, inverter, inverter_opt, images, n, device, index, multiple
         raise UserError(f"--index {index}: there are {len(real)} images")
     result = lat.walk(run, inv, real[index], steps, seed=seed)
     frames = inversion.decode(run, torch.cat([result["along"], result["random"]]))
-    _save_grid(frames, out, nrow=len(steps))
+    save_samples(frames, Path(out), "images", nrow=len(steps))
     click.echo(f"wrote {out}: top row Z' + n*D, bottom row Z' + n*R (|D| = |R| = "
                f"{float(result['direction_norm']):.3f}), n = {multiples}")
 

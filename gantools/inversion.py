@@ -72,13 +72,18 @@ def fit(run: Run, name: str, options: dict[str, Any] | None = None, steps: int |
             log(step, costs)
 
     inverter.fit(run, steps, record)
-    path = inverter_path(run, name)
-    ckpt.save_atomic({"format": FORMAT, "version": VERSION, "name": name,
-                      "options": dict(options or {}), "state": inverter.state_dict(),
-                      "history": history}, path)
+    path = save_state(inverter_path(run, name), name, options or {}, inverter.state_dict(), history)
     with open(path.with_suffix(".jsonl"), "w") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in history)
     _plot_history(history, path.with_suffix(".png"), f"{name} inverter on {run.directory}")
+    return path
+
+
+def save_state(path: Path, name: str, options: dict[str, Any], state: dict[str, Any],
+               history: list[dict[str, float]]) -> Path:
+    """Write an inverter's learnt state (atomically) where ``load`` finds it; returns ``path``."""
+    ckpt.save_atomic({"format": FORMAT, "version": VERSION, "name": name, "options": dict(options),
+                      "state": state, "history": history}, path)
     return path
 
 
@@ -118,17 +123,14 @@ def encode(inverter: Any, images: torch.Tensor, batch_size: int = 256) -> torch.
     return torch.cat(parts) if parts else torch.empty(0)
 
 
-@torch.no_grad()
 def decode(run: Run, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """G(z) on the CPU, in batches, with the generator in eval mode."""
-    g = run.generator
-    was_training = g.training
-    g.eval()
-    try:
-        parts = [g(chunk.to(run.device)).float().cpu() for chunk in z.split(batch_size)]
-    finally:
-        g.train(was_training)
-    return torch.cat(parts) if parts else torch.empty(0, *run.data_shape)
+    return run.generate(z, batch_size)
+
+
+def psnr_db(mse: float) -> float:
+    """PSNR in dB of a mean squared error between images in [-1, 1] (peak-to-peak 2)."""
+    return float(10 * math.log10(4.0 / max(mse, 1e-12)))
 
 
 # ---- evaluation -----------------------------------------------------------------------------
@@ -187,7 +189,7 @@ def evaluate(run: Run, inverter: Any, images: torch.Tensor | None, n_synthetic: 
         result["real"] = {
             "n": len(images),
             "mse": mse,
-            "psnr_db": float(10 * math.log10(4.0 / max(mse, 1e-12))),
+            "psnr_db": psnr_db(mse),
             "cosine": float(cos.mean()),
             "cosine_random_pairs": float(_mean_subtracted_cosine(images[i], images[j], mean).mean()),
         }

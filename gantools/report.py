@@ -29,11 +29,12 @@ def _pyplot():
     return plt
 
 
-def save_samples(samples: torch.Tensor, path: Path, kind: str, dataset=None) -> None:
-    """An image grid for images; a scatter plot over (a subsample of) the real data for points."""
+def save_samples(samples: torch.Tensor, path: Path, kind: str, dataset=None, nrow: int | None = None) -> None:
+    """An image grid for images (``nrow`` per row, default near-square); a scatter plot over (a
+    subsample of) the real data for points."""
     if kind != "points":
         # Small images are enlarged (nearest neighbour) so the grid is readable.
-        save_grid(samples, path, upscale=max(1, 64 // samples.shape[-1]))
+        save_grid(samples, path, nrow=nrow, upscale=max(1, 64 // samples.shape[-1]))
         return
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))

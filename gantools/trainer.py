@@ -226,11 +226,8 @@ class Trainer:
         from gantools import inversion
 
         name = self.config["inverter"]
-        path = self.out / "inverters" / f"{name}.pt"
-        ckpt.save_atomic({"format": inversion.FORMAT, "version": inversion.VERSION, "name": name,
-                          "options": dict(self.config["inverter_opts"]), "state": self.joint.state_dict(),
-                          "history": []}, path)
-        return path
+        return inversion.save_state(self.out / "inverters" / f"{name}.pt", name, self.config["inverter_opts"],
+                                    self.joint.state_dict(), [])
 
     def sampling_generator(self) -> torch.nn.Module:
         m = self.models

@@ -16,7 +16,7 @@ from torch import nn
 
 from gantools.errors import UserError
 from gantools.nn import FusedLeakyReLU
-from gantools_plugins.inverters.encoder import Encoder, scaled_head, trunk_for
+from gantools_plugins.inverters.encoder import Encoder, run_architecture, scaled_head, trunk_for
 
 
 class JointDiscriminator(nn.Module):
@@ -67,8 +67,7 @@ class ALIInverter:
     # ---- training (trainer hooks) ----
     def attach(self, trainer) -> None:
         self._build(trainer.models.arch, trainer.data_shape, trainer.config["z_dim"], trainer.device)
-        if trainer.memory_format == torch.channels_last:
-            self.encoder.to(memory_format=torch.channels_last)
+        self.encoder.to(memory_format=trainer.memory_format)  # the layout of the batches it encodes
         self.loss = trainer.models.loss
 
     def parameters(self):
@@ -88,10 +87,7 @@ class ALIInverter:
 
     # ---- use after training ----
     def setup(self, run, registry=None) -> None:
-        from gantools.registry import default_registry
-
-        arch = (registry or default_registry()).create("architectures", run.config["arch"], run.config["arch_opts"])
-        self._build(arch, run.data_shape, run.config["z_dim"], run.device)
+        self._build(run_architecture(run, registry), run.data_shape, run.config["z_dim"], run.device)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

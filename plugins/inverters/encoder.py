@@ -43,6 +43,13 @@ def trunk_for(arch, image_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
     return nn.Flatten(), math.prod(image_shape)
 
 
+def run_architecture(run, registry=None):
+    """The run's architecture plugin, created with the run's options."""
+    from gantools.registry import default_registry
+
+    return (registry or default_registry()).create("architectures", run.config["arch"], run.config["arch_opts"])
+
+
 def scaled_head(width_scale: float) -> tuple[int, ...]:
     """The head widths 4096-2048-1024 times width_scale (at least 8 units each)."""
     return tuple(max(8, round(units * width_scale)) for units in _HEAD)
@@ -78,11 +85,7 @@ class EncoderInverter:
 
     def setup(self, run, registry=None) -> None:
         """Build the encoder for the run's architecture, image shape and z_dim."""
-        from gantools.registry import default_registry
-
-        arch = (registry or default_registry()).create("architectures", run.config["arch"],
-                                                       run.config["arch_opts"])
-        trunk, features = trunk_for(arch, run.data_shape)
+        trunk, features = trunk_for(run_architecture(run, registry), run.data_shape)
         self.run = run
         self.net = Encoder(trunk, features, run.config["z_dim"], self.head).to(run.device)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from gantools.errors import UserError
-from gantools_plugins.inverters.encoder import Encoder, scaled_head, trunk_for
+from gantools_plugins.inverters.encoder import Encoder, run_architecture, scaled_head, trunk_for
 
 
 class VAEGANInverter:
@@ -50,8 +50,7 @@ class VAEGANInverter:
             raise UserError(f"vaegan measures reconstructions in the critic's feature layer; the "
                             f"{trainer.config['arch']} critic has no .features trunk")
         self._build(trainer.models.arch, trainer.data_shape, trainer.config["z_dim"], trainer.device)
-        if trainer.memory_format == torch.channels_last:
-            self.encoder.to(memory_format=torch.channels_last)
+        self.encoder.to(memory_format=trainer.memory_format)  # the layout of the batches it encodes
         self.loss, self.critic = trainer.models.loss, trainer.models.critic
 
     def parameters(self):
@@ -72,10 +71,7 @@ class VAEGANInverter:
 
     # ---- use after training ----
     def setup(self, run, registry=None) -> None:
-        from gantools.registry import default_registry
-
-        arch = (registry or default_registry()).create("architectures", run.config["arch"], run.config["arch_opts"])
-        self._build(arch, run.data_shape, run.config["z_dim"], run.device)
+        self._build(run_architecture(run, registry), run.data_shape, run.config["z_dim"], run.device)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
