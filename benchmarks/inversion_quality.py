@@ -21,7 +21,7 @@ import torch
 
 import gantools
 from gantools import inversion
-from gantools.cli_invert import _held_out_digits
+from gantools.cli_invert import held_out_digits
 
 
 def _row(name: str, result: dict) -> str:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     run = gantools.load_run(args.run_dir)
-    held = _held_out_digits(run)
+    held = held_out_digits(run)
     if held is None:
         sys.exit("train the run with --dataset-opt split=train so digits' test split is held out")
     real = held[0][:args.images]

@@ -148,7 +148,7 @@ def evaluate(run_dir: str, device: str, inverter: str, inverter_opt, images: str
     if images is not None:
         real, source = load_images(run, images), str(images)
     else:
-        real, source = _held_out_digits(run) or (None, source)
+        real, source = held_out_digits(run) or (None, source)
     if real is not None:
         real = real[:max_images]
     result = inversion.evaluate(run, inv, real, n_synthetic=n, seed=seed)
@@ -162,7 +162,7 @@ def evaluate(run_dir: str, device: str, inverter: str, inverter_opt, images: str
     click.echo(f"wrote {path}")
 
 
-def _held_out_digits(run):
+def held_out_digits(run):
     """digits' test split when the run trained on the train split (the only held-out data we know)."""
     from gantools.config import split_dataset
 
