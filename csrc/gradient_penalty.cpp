@@ -212,6 +212,7 @@ class GradientPenaltyBackwardFunction
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad_output, const at::Tensor& grad,
                             const at::Tensor& norms, double weight, double center, bool one_sided) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
+    ctx->set_materialize_grads(false);  // undefined incoming gradients stay undefined
     save_options(ctx, weight, center, one_sided);
     ctx->save_for_backward({grad_output, grad});
     return call_backward(grad_output, grad, norms, weight, center, one_sided);
@@ -226,7 +227,10 @@ class GradientPenaltyBackwardFunction
     const double center = ctx->saved_data["center"].toDouble();
     const bool one_sided = ctx->saved_data["one_sided"].toBool();
     // Sizes stay symbolic here (SymInt) so that the formula can be traced with dynamic shapes.
-    if (!hh.defined() || g.sym_numel() == 0) {
+    if (!hh.defined()) {
+      return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
+    if (g.sym_numel() == 0) {
       return {at::zeros_like(u), at::zeros_like(g), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
     }
     const at::Tensor flat = g.flatten(1);  // (N, D)
@@ -258,6 +262,7 @@ class GradientPenaltyFunction : public torch::autograd::Function<GradientPenalty
   static variable_list forward(AutogradContext* ctx, const at::Tensor& grad, double weight,
                                double center, bool one_sided) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
+    ctx->set_materialize_grads(false);  // undefined incoming gradients stay undefined
     save_options(ctx, weight, center, one_sided);
     auto [penalty, norms] = call_forward(grad, weight, center, one_sided);
     ctx->mark_non_differentiable({norms});

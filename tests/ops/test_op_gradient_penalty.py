@@ -129,8 +129,58 @@ def test_gradient_penalty_native_matches_reference_through_a_critic(native, monk
     assert p_native > 0
     # The head's bias leaves the input gradient unchanged: no gradient on either backend.
     assert g_native[-1] is None and g_ref[-1] is None
-    for a, b in zip(g_native[:-1], g_ref[:-1]):
+    # The fused activations' biases only move the kinks, so the penalty's gradient for them
+    # is zero: the reference materialises the zeros, the native op leaves them out.
+    params = list(_critic(0).parameters())
+    for a, b, p in zip(g_native[:-1], g_ref[:-1], params[:-1]):
+        a = torch.zeros_like(p) if a is None else a
+        b = torch.zeros_like(p) if b is None else b
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+    # Parameters: conv, fused bias, conv, fused bias, linear weight, linear bias.
+    assert g_native[1] is None and g_native[3] is None
+    assert not g_ref[1].any() and not g_ref[3].any()
+
+
+class _CountGrads(torch.autograd.Function):
+    """Identity that counts the gradients reaching it (None when there is none)."""
+    seen: list = []
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.set_materialize_grads(False)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        _CountGrads.seen.append(grad)
+        return grad
+
+
+class _Probe(nn.Module):
+    def forward(self, x):
+        return _CountGrads.apply(x)
+
+
+@pytest.mark.parametrize("backend,zeros_sent", [("native", False), ("reference", True)])
+def test_second_backward_sends_no_zeros_through_the_forward_activations(native, monkeypatch,
+                                                                       backend, zeros_sent):
+    # The input gradient depends on the forward activations only through the leaky ReLU's
+    # kinks (derivative zero). The native op says "no gradient" there, so the penalty's
+    # backward runs no pass of zeros back through the critic's convolutions; the reference
+    # (PyTorch's own leaky_relu_backward) sends explicit zeros.
+    monkeypatch.setenv("GANTOOLS_OPS", backend)
+    critic = _critic(0)
+    critic.insert(2, _Probe())  # between the first activation and the second convolution
+    real, fake = torch.randn(3, 3, 8, 8, dtype=torch.float64), torch.randn(3, 3, 8, 8, dtype=torch.float64)
+    _CountGrads.seen = []
+    gradient_penalty(critic, real, fake).backward()
+    first_order, *second = _CountGrads.seen  # autograd.grad reaches the probe once
+    assert first_order is not None and first_order.abs().sum() > 0
+    defined = [g for g in second if g is not None]
+    if zeros_sent:
+        assert defined and all(not g.any() for g in defined)
+    else:
+        assert not defined
 
 
 @CUDA
