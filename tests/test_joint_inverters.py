@@ -48,6 +48,40 @@ def test_ali_updates_the_encoder_with_the_generator(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(critic, trainer.models.critic.parameters()))
 
 
+
+@pytest.mark.parametrize("stochastic", [True, False])
+def test_ali_encoder_samples_in_training_and_encodes_its_mean(tmp_path, stochastic):
+    from gantools.config import resolve
+    from gantools.registry import default_registry
+    from gantools.trainer import Trainer
+
+    config, sources = resolve(default_registry(), {**BASE, "loss": "gan", "inverter": "ali",
+                                                   "inverter_opts": {"stochastic": stochastic}})
+    trainer = Trainer(default_registry(), config, sources, tmp_path / "t", progress=False)
+    ali, x = trainer.joint, trainer.real_batch()
+    a, b = ali._sample(x), ali._sample(x)
+    assert a.shape == b.shape == (x.shape[0], 8)
+    if stochastic:
+        # q(z|x) starts near N(mu, 1): two draws differ by about sqrt(2) per dimension.
+        assert 1.0 < (a - b).std().item() < 2.0
+        ali.encoder.eval()
+        mu = ali.encoder(x)[:, :8]
+    else:
+        torch.testing.assert_close(a, b)
+        mu = a
+    z = ali.encode(x)
+    torch.testing.assert_close(z, mu)
+    torch.testing.assert_close(ali.encode(x), z)  # encoding is deterministic
+
+
+def test_ali_refuses_bad_options(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--arch", "dcgan", "--dataset", "digits", "--inverter", "ali", "--inverter-opt",
+              "dropout=1.0", "--steps", "1", "--out", str(tmp_path / "z")])
+    assert info.value.code != 0
+    err = capsys.readouterr().err
+    assert "dropout in [0, 1)" in err and "Traceback" not in err
+
 def test_vaegan_trains_and_gives_the_encoder_no_gan_gradient(tmp_path):
     out = tmp_path / "vaegan"
     gantools.train(out=out, loss="gan", inverter="vaegan", **BASE)

@@ -35,6 +35,12 @@ class Encoder(nn.Module):
         return self.head(self.trunk(x))
 
 
+def gaussian_posterior(encoder: nn.Module, x: torch.Tensor, z_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """An encoder with 2 * z_dim outputs read as q(z|x) = N(mu, diag(exp(logvar))): (mu, logvar)."""
+    out = encoder(x)
+    return out[:, :z_dim], out[:, z_dim:].clamp(-10.0, 10.0)
+
+
 def trunk_for(arch, image_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
     """The architecture's encoder trunk (fresh weights), or a flatten for architectures without one."""
     make_trunk = getattr(arch, "encoder_trunk", None)

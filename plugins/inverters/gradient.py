@@ -23,8 +23,9 @@ def optimise_latents(generator, images: torch.Tensor, z0: torch.Tensor, *, steps
     iterate with the lowest objective seen (the start included) and that objective.
 
     Args:
-        extra: optional function z -> per-latent cost added to the objective (the hybrid
-            inverter's term keeping z in the encoder's domain).
+        extra: optional function (z, G(z)) -> per-latent cost added to the objective (the
+            hybrid inverter's term keeping z in the encoder's domain); it gets the generated
+            images of this step so that it need not run the generator again.
     """
     n = images.shape[0]
     repeats = z0.shape[0] // n
@@ -45,11 +46,12 @@ def optimise_latents(generator, images: torch.Tensor, z0: torch.Tensor, *, steps
     best_cost = torch.full((z.shape[0],), float("inf"), device=z.device)
 
     def objective() -> torch.Tensor:  # per latent
-        cost = (generator(z) - target).pow(2).flatten(1).mean(1)
+        generated = generator(z)
+        cost = (generated - target).pow(2).flatten(1).mean(1)
         if prior == "normal" and prior_mode == "penalty":
             cost = cost + prior_weight * 0.5 * z.pow(2).sum(1) / d
         if extra is not None:
-            cost = cost + extra(z)
+            cost = cost + extra(z, generated)
         return cost
 
     def keep_best(cost: torch.Tensor) -> None:

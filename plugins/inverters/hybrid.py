@@ -4,6 +4,11 @@ The refinement minimises the per-image mean squared error plus a term keeping z 
 encoder's domain, domain_weight * mean((z - E(G(z)))^2) (the in-domain regulariser of Zhu et
 al. 2020), so the refined code stays one the encoder would produce for its own generation.
 Needs the `encoder` inverter fitted for the run (gantools invert fit RUN --inverter encoder).
+
+The in-domain term reuses the step's G(z), so a step costs one generator and one encoder
+pass. Defaults measured on 100 held-out digits of the default digits run (100 steps; MSE):
+domain_weight 0.1 held z too close to the encoder's output (0.0056 at lr 0.03); 0.01 gave
+0.0031, and 0 (no term) 0.0026; lr 0.01 was too slow (0.0060 at weight 0.1).
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ class HybridInverter:
 
     needs_fit = False
 
-    def __init__(self, steps: int = 100, lr: float = 0.01, domain_weight: float = 0.1, restarts: int = 0,
+    def __init__(self, steps: int = 100, lr: float = 0.03, domain_weight: float = 0.01, restarts: int = 0,
                  prior_mode: str = "penalty", prior_weight: float = 0.01, seed: int = 0):
         if steps < 1 or restarts < 0 or lr <= 0 or domain_weight < 0 or prior_weight < 0:
             raise UserError("hybrid inverter needs steps >= 1, restarts >= 0, lr > 0 and non-negative weights")
@@ -57,12 +62,13 @@ class HybridInverter:
                                       torch.device("cpu"), gen).to(run.device))
         net = self.encoder.net
 
-        def in_domain(z: torch.Tensor) -> torch.Tensor:
-            return self.domain_weight * (z - net(self.generator(z))).pow(2).mean(1)
+        def in_domain(z: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
+            return self.domain_weight * (z - net(generated)).pow(2).mean(1)
 
         z, error = optimise_latents(self.generator, images, torch.cat(inits), steps=self.steps, lr=self.lr,
                                     prior=run.config["prior"], prior_mode=self.prior_mode,
-                                    prior_weight=self.prior_weight, extra=in_domain)
+                                    prior_weight=self.prior_weight,
+                                    extra=in_domain if self.domain_weight > 0 else None)
         return best_of_restarts(z, error, n)
 
 inverter = HybridInverter

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 
 from gantools.errors import UserError
-from gantools_plugins.inverters.encoder import Encoder, run_architecture, scaled_head, trunk_for
+from gantools_plugins.inverters.encoder import (Encoder, gaussian_posterior, run_architecture, scaled_head,
+                                                 trunk_for)
 
 
 class VAEGANInverter:
@@ -38,8 +39,7 @@ class VAEGANInverter:
         self.encoder = Encoder(trunk, features, 2 * z_dim, self.head).to(device)  # mu and log-variance
 
     def _posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.encoder(x)
-        return out[:, :self.z_dim], out[:, self.z_dim:].clamp(-10.0, 10.0)
+        return gaussian_posterior(self.encoder, x, self.z_dim)
 
     # ---- training (trainer hooks) ----
     def attach(self, trainer) -> None:
