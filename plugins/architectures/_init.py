@@ -1,5 +1,42 @@
-"""Weight initialisation shared by the built-in architectures."""
+"""Weight initialisation and option handling shared by the built-in conv architectures."""
+import math
+from typing import Callable
+
 from torch import nn
+
+from gantools.errors import UserError
+
+NORMS = ("auto", "none", "batch", "layer")
+
+
+def square_levels(arch: str, image_shape: tuple[int, ...]) -> int:
+    """Number of 2x resolution steps between 4x4 and a square power-of-two image (>= 8 px)."""
+    if len(image_shape) != 3:
+        raise UserError(f"{arch} needs images (C, H, W), got shape {tuple(image_shape)}; use --arch mlp for points")
+    _, height, width = image_shape
+    if height != width or height < 8 or 2 ** round(math.log2(height)) != height:
+        raise UserError(f"{arch} needs square images with a power-of-two side >= 8 (8, 16, 32, 64, ...), "
+                        f"got {height}x{width}")
+    return int(math.log2(height)) - 2
+
+
+def check_width_norm(arch: str, width: int, norm: str) -> None:
+    """Refuse a non-positive width or an unknown critic normalisation, naming the architecture."""
+    if width < 1:
+        raise UserError(f"{arch} width must be positive (got {width})")
+    if norm not in NORMS:
+        raise UserError(f"{arch} norm must be one of {', '.join(NORMS)} (got {norm!r})")
+
+
+def critic_norm(arch: str, norm: str, per_sample: bool, for_penalty: str) -> str:
+    """The critic's normalisation: "auto" is BatchNorm, or ``for_penalty`` when the loss needs
+    per-sample scores (gradient penalties); an explicit BatchNorm with such a loss is refused."""
+    if norm == "auto":
+        return for_penalty if per_sample else "batch"
+    if norm == "batch" and per_sample:
+        raise UserError(f"{arch} norm=batch couples the samples of a batch, which breaks this loss's "
+                        f"per-sample gradient penalty; use norm=layer or norm=none")
+    return norm
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -11,3 +48,47 @@ def dcgan_init(module: nn.Module) -> None:
     elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)) and module.weight is not None:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+class ConvArchitecture:
+    """What the conv architectures share: the width/norm options, building and initialising the
+    networks, and the encoder trunk. A subclass sets ``name``, ``generator_class``,
+    ``critic_class`` (built as cls(image_shape-or-z_dim..., width[, norm]), the critic with a
+    ``features`` trunk), ``levels`` (image shape -> resolution steps, raising UserError for
+    shapes it cannot build), ``init`` and ``penalty_norm`` (the critic's normalisation under
+    a gradient penalty)."""
+
+    name = ""
+    penalty_norm = "layer"
+    generator_class: type
+    critic_class: type
+    levels: Callable
+    init: Callable
+
+    def __init__(self, width: int = 64, norm: str = "auto"):
+        check_width_norm(self.name, width, norm)
+        self.width = width
+        self.norm = norm
+
+    def check_shape(self, image_shape: tuple[int, ...]) -> None:
+        type(self).levels(image_shape)
+
+    def generator(self, z_dim: int, image_shape: tuple[int, int, int]) -> nn.Module:
+        g = self.generator_class(z_dim, image_shape, self.width)
+        g.apply(type(self).init)
+        return g
+
+    def discriminator(self, image_shape: tuple[int, int, int], *, per_sample: bool) -> nn.Module:
+        d = self.critic_class(image_shape, self.width, critic_norm(self.name, self.norm, per_sample, self.penalty_norm))
+        d.apply(type(self).init)
+        return d
+
+    def trunk_features(self, image_shape: tuple[int, int, int]) -> int:
+        """Flat feature count of the critic's trunk for this image shape."""
+        raise NotImplementedError
+
+    def encoder_trunk(self, image_shape: tuple[int, int, int]) -> tuple[nn.Module, int]:
+        """The critic's conv trunk with fresh weights (layer norm), and its flat feature count."""
+        trunk = self.critic_class(image_shape, self.width, "layer").features
+        trunk.apply(type(self).init)
+        return nn.Sequential(trunk, nn.Flatten()), self.trunk_features(image_shape)

@@ -1,27 +1,16 @@
 """DCGAN (Radford et al. 2016): transposed-conv generator and strided-conv critic."""
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from gantools.errors import UserError
 from gantools.nn import FusedLeakyReLU
-from gantools_plugins.architectures._init import dcgan_init
-
-NORMS = ("auto", "none", "batch", "layer")
+from gantools_plugins.architectures._init import ConvArchitecture, dcgan_init, square_levels
 
 
 def _levels(image_shape: tuple[int, ...]) -> int:
     """Number of 2x resolution steps between 4x4 and the image size."""
-    if len(image_shape) != 3:
-        raise UserError(f"dcgan needs images (C, H, W), got shape {tuple(image_shape)}; use --arch mlp for points")
-    channels, height, width = image_shape
-    if height != width or height < 8 or 2 ** round(math.log2(height)) != height:
-        raise UserError(f"dcgan needs square images with a power-of-two side >= 8 (16, 32, 64, ...), "
-                        f"got {height}x{width}")
-    return int(math.log2(height)) - 2
+    return square_levels("dcgan", image_shape)
 
 
 class Generator(nn.Module):
@@ -76,7 +65,7 @@ class Critic(nn.Module):
         return self.head(self.features(x)).flatten()
 
 
-class DCGAN:
+class DCGAN(ConvArchitecture):
     """DCGAN architecture plugin.
 
     Args:
@@ -86,39 +75,14 @@ class DCGAN:
             per-sample scores, e.g. a gradient penalty), "none", "batch" or "layer".
     """
 
-    def __init__(self, width: int = 64, norm: str = "auto"):
-        if width < 1:
-            raise UserError(f"dcgan width must be positive (got {width})")
-        if norm not in NORMS:
-            raise UserError(f"dcgan norm must be one of {', '.join(NORMS)} (got {norm!r})")
-        self.width = width
-        self.norm = norm
+    name = "dcgan"
+    penalty_norm = "layer"
+    generator_class, critic_class = Generator, Critic
+    levels = staticmethod(_levels)
+    init = staticmethod(dcgan_init)
 
-    def check_shape(self, image_shape: tuple[int, ...]) -> None:
-        _levels(image_shape)
-
-    def generator(self, z_dim: int, image_shape: tuple[int, int, int]) -> nn.Module:
-        g = Generator(z_dim, image_shape, self.width)
-        g.apply(dcgan_init)
-        return g
-
-    def discriminator(self, image_shape: tuple[int, int, int], *, per_sample: bool) -> nn.Module:
-        norm = self.norm
-        if norm == "auto":
-            norm = "layer" if per_sample else "batch"
-        elif norm == "batch" and per_sample:
-            raise UserError("dcgan norm=batch couples the samples of a batch, which breaks this loss's "
-                            "per-sample gradient penalty; use norm=layer or norm=none")
-        d = Critic(image_shape, self.width, norm)
-        d.apply(dcgan_init)
-        return d
-
-    def encoder_trunk(self, image_shape: tuple[int, int, int]) -> tuple[nn.Module, int]:
-        """The critic's conv trunk with fresh weights (layer norm), and its flat feature count."""
-        trunk = Critic(image_shape, self.width, "layer").features
-        trunk.apply(dcgan_init)
-        channels = self.width * 2 ** (_levels(image_shape) - 1)
-        return nn.Sequential(trunk, nn.Flatten()), channels * 16
+    def trunk_features(self, image_shape: tuple[int, int, int]) -> int:
+        return self.width * 2 ** (_levels(image_shape) - 1) * 16  # (N, C, 4, 4) flattened
 
 
 architecture = DCGAN
