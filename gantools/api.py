@@ -102,7 +102,8 @@ def train(*, out: str | Path | None = None, resume: bool = False, config: str | 
                Path(out), trainer.step, trainer.device, status)
 
 
-RESUMABLE = ("steps", "device", "sample_every", "checkpoint_every", "log_every")
+RESUMABLE = ("steps", "device", "sample_every", "checkpoint_every", "log_every", "eval_every", "eval_metrics",
+             "eval_n", "time_limit")
 
 
 def _resumed_config(state: dict, settings: dict[str, Any], config_file: str | None) -> tuple[dict, dict]:

@@ -1,4 +1,4 @@
-"""The `gantools` command line: run, list, info, sample."""
+"""The `gantools` command line: run, list, info, sample (eval, invert and latent in cli_*.py)."""
 from __future__ import annotations
 
 import platform
@@ -55,6 +55,13 @@ RUN_SETTINGS = {
     "sample_every": ("--sample-every", int, "write a sample grid every N steps"),
     "checkpoint_every": ("--checkpoint-every", int, "keep a numbered checkpoint every N steps"),
     "log_every": ("--log-every", int, "append a metrics.jsonl row every N steps"),
+    "time_limit": ("--time-limit", float, "stop after this many minutes of training (checkpointed; "
+                   "--resume continues); 0: no limit"),
+    "eval_every": ("--eval-every", int, "score the run with metric plugins every N steps into metrics.jsonl "
+                   "(0: never; see gantools eval)"),
+    "eval_metrics": ("--eval-metrics", str, "comma-separated metric plugins for --eval-every "
+                     "(default: every installed one that applies)"),
+    "eval_n": ("--eval-n", int, "generated samples per periodic evaluation"),
 }
 
 
@@ -62,7 +69,7 @@ def _run_options(func):
     from gantools.config import CORE_DEFAULTS, LOSS_KEYS
     for key, (flag, kind, help_text) in reversed(RUN_SETTINGS.items()):
         default = CORE_DEFAULTS[key]
-        shown = "the loss's recipe" if key in LOSS_KEYS else (str(default) if default is not None else False)
+        shown = "the loss's recipe" if key in LOSS_KEYS else (str(default) if default not in (None, []) else False)
         func = click.option(flag, key, type=kind, default=None, help=help_text, show_default=shown)(func)
     return func
 
@@ -103,8 +110,9 @@ def run(ctx: click.Context, arch_opt, loss_opt, dataset_opt, inverter_opt, confi
             settings[key] = parse_pairs(pairs, flag)
     result = train(out=out, resume=resume, config=config_file, progress=progress, **settings)
     directory = result.directory
-    if result.status == "interrupted":
-        click.echo(f"interrupted at step {result.step}; checkpoint saved. Continue with: "
+    if result.status in ("interrupted", "time limit"):
+        what = "interrupted" if result.status == "interrupted" else "stopped at the time limit"
+        click.echo(f"{what} at step {result.step}; checkpoint saved. Continue with: "
                    f"gantools run --resume --out {directory}", err=True)
     else:
         click.echo(f"finished {result.step} steps; samples: {directory / 'samples' / 'latest.png'}, "
@@ -204,9 +212,11 @@ def sample(run_dir: str, n: int, out: str | None, npz: str | None, seed: int, de
 
 
 def _register_subcommands() -> None:
+    from gantools.cli_eval import evaluate
     from gantools.cli_invert import invert
     from gantools.cli_latent import latent
 
+    cli.add_command(evaluate)
     cli.add_command(invert)
     cli.add_command(latent)
 

@@ -37,6 +37,10 @@ CORE_DEFAULTS: dict[str, Any] = {
     "sample_every": 500,
     "checkpoint_every": 1000,
     "log_every": 50,
+    "time_limit": 0.0,  # minutes of training after which the run stops (checkpointed, resumable); 0: none
+    "eval_every": 0,  # score the run with metric plugins every N steps into metrics.jsonl; 0: never
+    "eval_metrics": [],  # metric plugin names for eval_every; empty: every installed one that applies
+    "eval_n": 1000,  # generated samples per periodic evaluation
 }
 # The settings a loss plugin's `defaults` may set.
 LOSS_KEYS = ("n_critic", "optimizer", "lr", "betas")
@@ -138,9 +142,9 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     """Convert and range-check the core settings; return plain data (JSON- and checkpoint-safe)."""
     out = dict(config)
     for key in ("steps", "batch_size", "z_dim", "n_critic", "seed", "sample_every",
-                "checkpoint_every", "log_every"):
+                "checkpoint_every", "log_every", "eval_every", "eval_n"):
         out[key] = convert_value(out[key], 0, key)
-    for key in ("lr", "ema"):
+    for key in ("lr", "ema", "time_limit"):
         out[key] = convert_value(out[key], 0.0, key)
     for key in ("image_size", "channels"):
         if out[key] is not None:
@@ -153,6 +157,16 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     for key in positive:
         if out[key] < 1:
             raise UserError(f"{key} must be at least 1 (got {out[key]})")
+    if out["time_limit"] < 0:
+        raise UserError(f"time_limit must be >= 0 minutes (got {out['time_limit']})")
+    if out["eval_every"] < 0 or out["eval_n"] < 2:
+        raise UserError(f"eval_every must be >= 0 and eval_n >= 2 (got {out['eval_every']}, {out['eval_n']})")
+    metrics = out["eval_metrics"]
+    if isinstance(metrics, str):
+        metrics = [m for m in metrics.split(",") if m]
+    if not isinstance(metrics, (list, tuple)) or not all(isinstance(m, str) for m in metrics):
+        raise UserError(f"eval_metrics must be a list of metric names (got {metrics!r})")
+    out["eval_metrics"] = list(metrics)
     if out["lr"] <= 0:
         raise UserError(f"lr must be positive (got {out['lr']})")
     if not 0.0 <= out["ema"] < 1.0:

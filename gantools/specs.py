@@ -1,7 +1,8 @@
 """The plugin contracts: one place that documents what every kind of plugin provides.
 
 A plugin is one module exposing one public object, registered under an entry-point group
-(``gantools.architectures``, ``gantools.losses``, ``gantools.inverters``, ``gantools.datasets``).
+(``gantools.architectures``, ``gantools.losses``, ``gantools.inverters``, ``gantools.datasets``,
+``gantools.metrics``).
 That object is a *factory*, usually a class: gantools calls it with the user's plugin options
 as keyword arguments (``--arch-opt width=32`` -> ``factory(width=32)``) and uses the returned
 instance. The factory's keyword parameters and their defaults ARE the plugin's option schema:
@@ -22,9 +23,11 @@ GROUPS = {
     "losses": "gantools.losses",
     "inverters": "gantools.inverters",
     "datasets": "gantools.datasets",
+    "metrics": "gantools.metrics",
 }
 
-SINGULAR = {"architectures": "architecture", "losses": "loss", "inverters": "inverter", "datasets": "dataset"}
+SINGULAR = {"architectures": "architecture", "losses": "loss", "inverters": "inverter", "datasets": "dataset",
+            "metrics": "metric"}
 
 Logs = dict[str, float]
 
@@ -137,3 +140,24 @@ class Dataset:
         variant) or None; ``image_size``/``channels`` are the requested resolution and
         channel count, None meaning the data's own."""
         ...
+
+
+class Metric:
+    """Scores generated samples (gantools.metrics.evaluate, ``gantools eval``).
+
+    Attributes:
+        kinds: the data kinds it applies to, ("images",) and/or ("points",).
+    """
+
+    kinds: tuple[str, ...] = ("images",)
+
+    def evaluate(self, samples: torch.Tensor, ctx) -> dict[str, Any]:
+        """Figures for ``samples`` (n, C, H, W) in [-1, 1] or (n, 2) points, on the CPU, as a
+        JSON-able dict of numbers (and lists). ``ctx`` is a gantools.metrics.EvalContext:
+        ``ctx.real(n)`` gives real data, ``ctx.run`` the run, ``ctx.cache_dir`` a cache. A figure
+        whose meaning depends on a choice the user made (e.g. FID's feature extractor) carries
+        a ``"label"`` string saying so."""
+        ...
+
+    # Optional: applies(ctx) -> str | None, the reason the metric does not apply to this run
+    # beyond its data kind (e.g. `modes` needs a dataset whose plugin knows its modes).

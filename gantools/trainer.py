@@ -48,6 +48,7 @@ class Trainer:
     def __init__(self, registry: Registry, config: dict[str, Any], sources: dict[str, str],
                  out: str | Path, progress: bool = True):
         self.config, self.sources = config, sources
+        self.registry = registry
         self.out = Path(out)
         self.progress = progress
         self.device = resolve_device(config["device"])
@@ -71,6 +72,8 @@ class Trainer:
             for net in (self.models.generator, self.models.critic, self.models.generator_ema):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
+        for name in config["eval_metrics"]:  # fail now, not at the first evaluation
+            registry.info("metrics", name)
         self.joint = self._attach_inverter(registry) if config["inverter"] else None
         # The network the loss plugin's critic objective sees: the critic, or a joint inverter's
         # discriminator (ALI's on (x, z) pairs).
@@ -278,7 +281,8 @@ class Trainer:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def train(self) -> str:
-        """Run until config['steps'] iterations; returns 'finished' or 'interrupted'."""
+        """Run until config['steps'] iterations; returns 'finished', 'interrupted' (Ctrl-C) or
+        'time limit' (config['time_limit'] minutes passed); each ends with a checkpoint."""
         self.write_config()
         metrics_path = self.out / "metrics.jsonl"
         report.truncate_metrics(metrics_path, self.step)
@@ -302,10 +306,14 @@ class Trainer:
 
     def _loop(self, metrics, bar) -> str:
         cfg = self.config
-        tick = time.perf_counter()
+        tick = start = time.perf_counter()
         while self.step < cfg["steps"]:
             if self._stop_requested:
                 return "interrupted"
+            if cfg["time_limit"] and time.perf_counter() - start >= 60.0 * cfg["time_limit"]:
+                if self._log_count:
+                    self._flush_logs(metrics, time.perf_counter() - tick, bar)
+                return "time limit"
             self._accumulate(self.train_step())
             self.step += 1
             if bar is not None:
@@ -318,7 +326,23 @@ class Trainer:
                 self.save_samples()
             if self.step % cfg["checkpoint_every"] == 0:
                 self.save_checkpoint()
+            if cfg["eval_every"] and (self.step % cfg["eval_every"] == 0 or self.step == cfg["steps"]):
+                self.evaluate(metrics)
         return "finished"
+
+    def evaluate(self, metrics_file) -> dict[str, Any]:
+        """Score the sampling generator with metric plugins; append {"step", "eval"} to metrics.jsonl."""
+        from gantools import metrics as metrics_mod
+        from gantools.api import Run
+
+        run = Run(self.config, self.sampling_generator(), self.models.critic, self.data_kind, self.data_shape,
+                  self.out, self.step, self.device, "training")
+        result = metrics_mod.evaluate(run, self.config["eval_metrics"] or None, n=self.config["eval_n"],
+                                      seed=self.config["seed"], registry=self.registry)
+        figures = {name: dict(metrics_mod.scalar_items(values)) for name, values in result["metrics"].items()}
+        metrics_file.write(json.dumps({"step": self.step, "eval": figures}) + "\n")
+        metrics_file.flush()
+        return figures
 
 
 def _main_thread() -> bool:

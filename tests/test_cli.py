@@ -29,7 +29,7 @@ def trained_run(tmp_path_factory):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["run", "--arch", "nosuch"], "unknown architecture 'nosuch'; installed: dcgan, mlp"),
+    (["run", "--arch", "nosuch"], "unknown architecture 'nosuch'; installed: dcgan, mlp, resnet"),
     (["run", "--loss", "hinge"], "unknown loss 'hinge'; installed: gan, wgan, wgan-gp"),
     (["run", "--arch-opt", "width"], "--arch-opt expects key=value"),
     (["run", "--arch-opt", "depth=3"], "architecture 'dcgan' has no option 'depth'"),
@@ -70,7 +70,7 @@ def test_a_real_process_prints_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "gantools", "run", "--arch", "nosuch"], capture_output=True,
                           text=True, cwd=tmp_path)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "error: unknown architecture 'nosuch'; installed: dcgan, mlp"
+    assert proc.stderr.strip() == "error: unknown architecture 'nosuch'; installed: dcgan, mlp, resnet"
 
 
 def test_sample_writes_png_and_npz(trained_run, tmp_path, capsys):
@@ -95,7 +95,7 @@ def test_list_shows_builtins_with_distribution(capsys):
 def test_info_reports_versions_device_and_backends(capsys):
     code, out, _ = run_cli(["info"], capsys)
     assert code == 0
-    for needle in ("gantools 0.1.0", "torch", "device", "bias_leaky_relu", "gradient_penalty", "dcgan, mlp"):
+    for needle in ("gantools 0.1.0", "torch", "device", "bias_leaky_relu", "gradient_penalty", "dcgan, mlp, resnet", "digits, fid, kid, modes, swd"):
         assert needle in out
 
 

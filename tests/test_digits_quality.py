@@ -71,4 +71,5 @@ def test_toy_modes_on_one_mode(tmp_path, capsys):
     np.savez(path, samples=np.zeros((100, 2)) + [2.0, 0.0])
     assert modes_main([str(path), "--dataset", "8gaussians"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result == {"n": 100, "n_modes": 8, "modes_covered": 1, "high_quality": 1.0}
+    assert result == {"n": 100, "n_modes": 8, "modes_covered": 1, "high_quality": 1.0,
+                      "mode_counts": [100, 0, 0, 0, 0, 0, 0, 0]}

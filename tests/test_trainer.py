@@ -189,3 +189,18 @@ def test_channels_last_trains_like_the_default_layout(tmp_path, tiny_settings):
     for a, b in zip(nhwc, nchw):
         for key in ("d_loss", "g_loss", "penalty"):
             assert a[key] == pytest.approx(b[key], rel=1e-3, abs=1e-4)
+
+
+def test_time_limit_stops_with_a_checkpoint_and_resumes(tmp_path, tiny_settings):
+    settings = {**tiny_settings, "steps": 100000, "checkpoint_every": 100000, "sample_every": 100000}
+    start = time.perf_counter()
+    run = gantools.train(out=tmp_path / "t", time_limit=0.02, **settings)  # 1.2 s
+    elapsed = time.perf_counter() - start
+    assert run.status == "time limit" and 0 < run.step < 100000
+    assert elapsed < 30
+    state = ckpt.load(tmp_path / "t" / "checkpoints" / "latest.pt")
+    assert state["step"] == run.step
+    more = gantools.train(out=tmp_path / "t", resume=True, steps=run.step + 3, time_limit=0.0)
+    assert more.status == "finished" and more.step == run.step + 3
+    with pytest.raises(UserError, match="time_limit must be >= 0"):
+        gantools.train(out=tmp_path / "u", time_limit=-1, **settings)

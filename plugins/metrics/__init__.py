@@ -1,0 +1,1 @@
+"""Built-in metric plugins (entry-point group gantools.metrics)."""

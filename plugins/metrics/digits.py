@@ -1,0 +1,139 @@
+"""Digits quality: how many generated digits a classifier trained on the real digits reads confidently.
+
+The classifier is a logistic regression on the 64 pixels of all 1797 real digits (scikit-learn's
+8x8 digits, values mapped to [0, 1]), trained once and cached as its coefficients in the metric
+cache (``digits_logreg_v1.npz``; a damaged cache file is retrained). Samples are averaged over
+channels, average-pooled to 8x8 and mapped from [-1, 1] to [0, 1]. Figures: the fraction of
+confident samples (top class probability >= 0.8), the class histogram of the samples' top
+classes, class coverage (classes that are the top class of at least 1% of the samples) and the
+KL divergence of that histogram to the uniform one (0 for perfectly balanced classes).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gantools.errors import UserError
+
+CONFIDENCE = 0.8
+PASS_CONFIDENT = 0.75
+PASS_MIN_CLASS_FRACTION = 0.04
+COVERED_FRACTION = 0.01
+CACHE_NAME = "digits_logreg_v1.npz"
+
+
+class Classifier:
+    """A multinomial logistic regression: probabilities = softmax(pixels @ coef.T + intercept)."""
+
+    def __init__(self, coef: np.ndarray, intercept: np.ndarray):
+        self.coef, self.intercept = np.asarray(coef, np.float64), np.asarray(intercept, np.float64)
+        if self.coef.shape != (10, 64) or self.intercept.shape != (10,):
+            raise ValueError(f"classifier shapes {self.coef.shape}, {self.intercept.shape}")
+
+    def predict_proba(self, pixels: np.ndarray) -> np.ndarray:
+        logits = pixels @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+
+def train_classifier() -> Classifier:
+    """Logistic regression on all real digits (deterministic: lbfgs from zero)."""
+    from sklearn.datasets import load_digits  # lazy: importing scikit-learn takes a second
+    from sklearn.linear_model import LogisticRegression
+
+    data = load_digits()
+    model = LogisticRegression(C=100, max_iter=5000).fit(data.data / 16.0, data.target)
+    return Classifier(model.coef_, model.intercept_)
+
+
+def load_classifier(cache: Path | None) -> Classifier:
+    """The classifier from ``cache/digits_logreg_v1.npz``, trained and written there when absent
+    or unreadable (written atomically); without a cache directory, trained in memory."""
+    if cache is None:
+        return _in_memory()
+    path = Path(cache) / CACHE_NAME
+    if path.is_file():
+        try:
+            with np.load(path) as archive:
+                return Classifier(archive["coef"], archive["intercept"])
+        except (OSError, KeyError, ValueError):
+            pass  # damaged cache: retrain below and replace it
+    classifier = train_classifier()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, coef=classifier.coef, intercept=classifier.intercept)
+    os.replace(tmp, path)
+    return classifier
+
+
+@functools.lru_cache(maxsize=1)
+def _in_memory() -> Classifier:
+    return train_classifier()
+
+
+def to_pixels(samples) -> np.ndarray:
+    """Average channels, pool to 8x8 and map [-1, 1] to [0, 1]: (N, 64) float64."""
+    x = torch.as_tensor(np.asarray(samples), dtype=torch.float32)
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or min(x.shape[2:]) < 8:
+        raise ValueError(f"samples must be (N, C, H, W) images with H, W >= 8, got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError("samples are empty")
+    x = F.adaptive_avg_pool2d(x.mean(dim=1, keepdim=True), 8)
+    return ((x.clamp(-1, 1) + 1) / 2).reshape(len(x), 64).double().numpy()
+
+
+def digits_quality(samples, classifier: Classifier | None = None) -> dict:
+    """Score generated digits.
+
+    Args:
+        samples: (N, C, H, W) images in [-1, 1] with H, W >= 8 (channels are averaged).
+        classifier: default: the in-memory classifier (trained on first use).
+
+    Returns:
+        ``n``, ``confident`` (fraction with top probability >= 0.8), ``class_fractions``
+        (fraction of samples whose top class is each digit 0..9), ``min_class_fraction``,
+        ``classes_covered`` (classes holding >= 1% of the samples), ``kl_to_uniform`` (nats)
+        and ``passes`` (confident >= 0.75 and every class >= 4%).
+    """
+    probabilities = (classifier or _in_memory()).predict_proba(to_pixels(samples))
+    top = probabilities.argmax(axis=1)
+    fractions = np.bincount(top, minlength=10) / len(top)
+    confident = float((probabilities.max(axis=1) >= CONFIDENCE).mean())
+    nonzero = fractions[fractions > 0]
+    return {
+        "n": int(len(top)),
+        "confident": confident,
+        "class_fractions": [float(f) for f in fractions],
+        "min_class_fraction": float(fractions.min()),
+        "classes_covered": int((fractions >= COVERED_FRACTION).sum()),
+        "kl_to_uniform": float((nonzero * np.log(nonzero * 10)).sum()),
+        "passes": confident >= PASS_CONFIDENT and float(fractions.min()) >= PASS_MIN_CLASS_FRACTION,
+    }
+
+
+class DigitsMetric:
+    """`digits` metric for runs on the embedded digits (no options)."""
+
+    kinds = ("images",)
+
+    def applies(self, ctx) -> str | None:
+        if ctx.dataset_name != "digits":
+            return f"its classifier knows the digits only; the run trained on {ctx.dataset_name}"
+        return None
+
+    def evaluate(self, samples, ctx) -> dict:
+        try:
+            return digits_quality(samples, load_classifier(ctx.cache_dir))
+        except ValueError as exc:
+            raise UserError(f"digits metric: {exc}") from None
+
+
+metric = DigitsMetric
