@@ -5,7 +5,8 @@
 
 Fits the encoder (unless already fitted), then scores encoder, hybrid and gradient with the one
 evaluator (gantools.inversion.evaluate) on synthetic G(z) and on digits' held-out test split;
-`gradient` gets the same wall-clock budget per image as `hybrid` (its steps are scaled to match).
+`gradient` gets the same wall-clock budget per image as `hybrid` (its steps are scaled to match),
+and twice that in a second row.
 Joint inverters already trained in other runs can be added with --joint RUN:NAME.
 Prints one table and writes it as JSON beside the run (inverters/comparison.json).
 """
@@ -65,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     steps = max(1, round(results["hybrid"]["seconds_per_image"] / per_step))
     results[f"gradient ({steps} steps, same time)"] = inversion.evaluate(
         run, inversion.load(run, "gradient", {"steps": steps}), real, args.synthetic)
+    # The time calibration is only as good as the machine is quiet: a second row with twice the
+    # steps shows whether the order of hybrid and gradient depends on it.
+    results[f"gradient ({2 * steps} steps, twice the time)"] = inversion.evaluate(
+        run, inversion.load(run, "gradient", {"steps": 2 * steps}), real, args.synthetic)
     for spec in args.joint:
         other, name = spec.rsplit(":", 1)
         joint_run = gantools.load_run(other)
