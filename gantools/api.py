@@ -10,6 +10,7 @@ import torch
 
 from gantools import checkpoint as ckpt
 from gantools import config as cfg
+from gantools import distributed
 from gantools.errors import UserError
 from gantools.models import build_models, resolve_device, sample_prior
 from gantools.registry import Registry, default_registry
@@ -86,31 +87,37 @@ def train(*, out: str | Path | None = None, resume: bool = False, config: str | 
         resolved, sources = _resumed_config(state, settings, config)
     else:
         resolved, sources = cfg.resolve(registry, settings, config)
-        out = Path(out) if out is not None else default_out(resolved)
-        if (Path(out) / "checkpoints" / "latest.pt").exists():
-            raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         state = None
-    trainer = Trainer(registry, resolved, sources, out, progress=progress)
-    if state is not None:
-        trainer.load_state_dict(state)
-    if progress:
-        print(f"gantools: {resolved['arch']} / {resolved['loss']} on {resolved['dataset']} "
-              f"{'x'.join(map(str, trainer.data_shape))}, {resolved['steps']} steps -> {out}", file=sys.stderr)
-    status = trainer.train()
+    # Under torchrun (WORLD_SIZE > 1) every rank runs this; rank 0 alone writes the run directory.
+    with distributed.session(resolved["device"]) as parallel:
+        if out is None:
+            out = parallel.broadcast_object(str(default_out(resolved)))  # rank 0's clock names it
+        if state is None and (Path(out) / "checkpoints" / "latest.pt").exists():
+            raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        trainer = Trainer(registry, resolved, sources, out, progress=progress, parallel=parallel)
+        if state is not None:
+            trainer.load_state_dict(state)
+        if progress and parallel.is_main:
+            workers = f" in {parallel.world} processes" if parallel.world > 1 else ""
+            print(f"gantools: {resolved['arch']} / {resolved['loss']} on {resolved['dataset']} "
+                  f"{'x'.join(map(str, trainer.data_shape))}, {resolved['steps']} steps{workers} -> {out}",
+                  file=sys.stderr)
+        status = trainer.train()
     m = trainer.models
     return Run(resolved, trainer.sampling_generator(), m.critic, trainer.data_kind, trainer.data_shape,
                Path(out), trainer.step, trainer.device, status)
 
 
-RESUMABLE = ("steps", "device", "sample_every", "checkpoint_every", "log_every", "eval_every", "eval_metrics",
-             "eval_n", "time_limit")
+RESUMABLE = ("steps", "device", "precision", "sample_every", "checkpoint_every", "log_every", "eval_every",
+             "eval_metrics", "eval_n", "time_limit")
 
 
 def _resumed_config(state: dict, settings: dict[str, Any], config_file: str | None) -> tuple[dict, dict]:
     """The saved config, with only the settings that may change on resume applied."""
     if config_file:
         raise UserError("--resume continues the saved config; drop --config")
-    saved, sources = dict(state["config"]), dict(state.get("sources", {}))
+    # Settings added since the checkpoint was written take their defaults.
+    saved, sources = {**cfg.CORE_DEFAULTS, **state["config"]}, dict(state.get("sources", {}))
     for key, value in settings.items():
         if key not in RESUMABLE and value != saved.get(key):
             raise UserError(f"--resume continues the saved run, which has {key}={saved.get(key)!r}; "

@@ -50,6 +50,8 @@ RUN_SETTINGS = {
     "channels_last": ("--channels-last/--no-channels-last", bool,
                       "channels-last (NHWC) memory format for image networks and batches "
                       "(default: on for images; faster convolutions on CPU)"),
+    "precision": ("--precision", click.Choice(["fp32", "bf16", "fp16"]),
+                  "autocast the forward passes to bf16 or fp16 (fp16 with loss scaling); fp32: none"),
     "seed": ("--seed", int, "random seed"),
     "device": ("--device", str, "auto, cpu or cuda[:N]"),
     "sample_every": ("--sample-every", int, "write a sample grid every N steps"),
@@ -91,17 +93,25 @@ def _run_options(func):
               help="run directory", show_default="runs/ARCH-LOSS-DATASET-TIME")
 @click.option("--resume", is_flag=True, help="continue the run in --out from its latest checkpoint")
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
+@click.option("--nproc", type=click.IntRange(min=1), default=1,
+              help="train data-parallel in N processes on this machine (started through torchrun; "
+                   "one per GPU on CUDA); --batch-size is the global batch")
 @click.pass_context
 def run(ctx: click.Context, arch_opt, loss_opt, dataset_opt, inverter_opt, config_file, out, resume, progress,
-        **kwargs) -> None:
+        nproc, **kwargs) -> None:
     """Train a GAN: gantools run --arch dcgan --loss wgan-gp.
 
     Settings come from, lowest first: gantools' defaults, the loss's published recipe, the
     dataset's recommendations, --config, and these flags; config.json in the run directory
     records where each value came from.
+
+    Data-parallel: torchrun --nproc_per_node N -m gantools run ... (or --nproc N).
     """
+    from gantools import distributed
     from gantools.api import train
 
+    if nproc > 1:
+        ctx.exit(distributed.launch(nproc, _without_nproc(_ARGV or sys.argv[1:])))
     settings = {k: v for k, v in kwargs.items() if ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
     for flag, key, pairs in (("--arch-opt", "arch_opts", arch_opt), ("--loss-opt", "loss_opts", loss_opt),
                              ("--dataset-opt", "dataset_opts", dataset_opt),
@@ -110,6 +120,8 @@ def run(ctx: click.Context, arch_opt, loss_opt, dataset_opt, inverter_opt, confi
             settings[key] = parse_pairs(pairs, flag)
     result = train(out=out, resume=resume, config=config_file, progress=progress, **settings)
     directory = result.directory
+    if not distributed.is_main_process():
+        return
     if result.status in ("interrupted", "time limit"):
         what = "interrupted" if result.status == "interrupted" else "stopped at the time limit"
         click.echo(f"{what} at step {result.step}; checkpoint saved. Continue with: "
@@ -117,6 +129,22 @@ def run(ctx: click.Context, arch_opt, loss_opt, dataset_opt, inverter_opt, confi
     else:
         click.echo(f"finished {result.step} steps; samples: {directory / 'samples' / 'latest.png'}, "
                    f"checkpoint: {directory / 'checkpoints' / 'latest.pt'}", err=True)
+
+
+_ARGV: list[str] = []  # the arguments main() was given, for --nproc to pass on
+
+
+def _without_nproc(args: list[str]) -> list[str]:
+    """``args`` without --nproc N / --nproc=N (the launched processes are the N)."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
 
 
 @cli.command(name="list", context_settings=CONTEXT)
@@ -224,6 +252,14 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
+def _error_label() -> str:
+    """'error', or 'error (rank N)' in the processes of a torchrun launch other than rank 0."""
+    import os
+
+    rank = os.environ.get("RANK", "0") if "WORLD_SIZE" in os.environ else "0"
+    return "error" if rank == "0" else f"error (rank {rank})"
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
@@ -231,6 +267,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
     warnings.showwarning = _one_line_warning
+    _ARGV[:] = sys.argv[1:] if argv is None else list(argv)
     try:
         code = cli.main(args=argv, prog_name="gantools", standalone_mode=False)
     except click.exceptions.Abort:
@@ -240,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"{_error_label()}: {exc}\n")  # one write: ranks sharing a terminal do not interleave
+        sys.stderr.flush()
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from gantools.errors import UserError
+from gantools.precision import PRECISIONS
 from gantools.registry import Registry, coerce_options, convert_value
 from gantools.specs import SINGULAR
 
@@ -32,6 +33,7 @@ CORE_DEFAULTS: dict[str, Any] = {
     "lr_decay_start": 0.0,  # fraction of the run trained at the full rate before the decay starts
     "ema": 0.0,  # decay of the generator's weight average; 0 disables it
     "channels_last": None,  # NHWC activations and weights for image networks; None: on for images
+    "precision": "fp32",  # autocast of the forward passes: fp32 (none), bf16 or fp16 (with loss scaling)
     "seed": 0,
     "device": "auto",
     "sample_every": 500,
@@ -179,6 +181,8 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise UserError(f"channels must be 1 or 3 (got {out['channels']})")
     if out["optimizer"] not in OPTIMIZERS:
         raise UserError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {out['optimizer']!r})")
+    if out["precision"] not in PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)} (got {out['precision']!r})")
     if out["lr_decay"] not in LR_DECAYS:
         raise UserError(f"lr_decay must be one of {', '.join(LR_DECAYS)} (got {out['lr_decay']!r})")
     if out["channels_last"] is not None and not isinstance(out["channels_last"], bool):

@@ -18,19 +18,25 @@ class BatchStream:
     """Endless shuffled batches; the order depends only on (seed, epoch), so the state to
     resume is two integers.
 
+    Under data parallelism every rank walks the same global batches and fetches only its rows,
+    so the state is the same on every rank and for any number of ranks.
+
     Args:
         dataset: a torch Dataset; its ``get_batch(indices)`` is used when it has one.
-        batch_size: items per batch (the last partial batch of an epoch is dropped).
+        batch_size: items per (global) batch (the last partial batch of an epoch is dropped).
         seed: seeds the per-epoch permutation.
+        rank, world: this process's share: rows [rank * B / world, (rank + 1) * B / world).
     """
 
-    def __init__(self, dataset, batch_size: int, seed: int):
+    def __init__(self, dataset, batch_size: int, seed: int, rank: int = 0, world: int = 1):
         self.dataset = dataset
         self.n = len(dataset)
         if self.n < batch_size:
             raise UserError(f"the dataset has {self.n} items, fewer than the batch size {batch_size}")
         self.batch_size = batch_size
         self.seed = seed
+        local = batch_size // world
+        self._rows = slice(rank * local, (rank + 1) * local)
         self.epoch = 0
         self.pos = 0
         self._perm = self._permutation()
@@ -40,12 +46,12 @@ class BatchStream:
         return torch.randperm(self.n, generator=gen)
 
     def next(self) -> torch.Tensor:
-        """The next batch (B, ...) as a float tensor."""
+        """This rank's rows of the next batch (B / world, ...) as a float tensor."""
         if self.pos + self.batch_size > self.n:
             self.epoch += 1
             self.pos = 0
             self._perm = self._permutation()
-        idx = self._perm[self.pos:self.pos + self.batch_size]
+        idx = self._perm[self.pos:self.pos + self.batch_size][self._rows]
         self.pos += self.batch_size
         return fetch(self.dataset, idx)
 

@@ -74,6 +74,8 @@ class Loss:
         ...
 
     # Optional: after_discriminator_step(critic) -> None, e.g. WGAN weight clipping.
+    # Optional: state_dict() -> dict / load_state_dict(state), plain data the loss keeps between
+    #     steps (e.g. a lazy penalty's schedule); saved in checkpoints so a resumed run continues it.
 
 
 class Inverter:

@@ -1,6 +1,7 @@
 """The training loop: n_critic critic steps per generator step, for every loss plugin."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -13,15 +14,18 @@ from typing import Any
 import torch
 
 from gantools import checkpoint as ckpt
-from gantools import report
+from gantools import distributed, precision, report
 from gantools.config import split_dataset
 from gantools.data import BatchStream
 from gantools.errors import UserError
-from gantools.models import build_models, ema_decay, resolve_device, sample_prior, update_ema
+from gantools.models import build_models, ema_decay, sample_prior, update_ema
 from gantools.registry import Registry
 
 N_FIXED = 64  # latents in the fixed sample grid (8 x 8)
 N_FIXED_POINTS = 2000
+# Under fp16 a non-finite loss is an overflow the GradScaler handles (it skips the update and halves
+# its scale) until the scale falls below this; then the run has diverged.
+MIN_LOSS_SCALE = 1.0
 
 
 class TrainingDiverged(UserError):
@@ -37,28 +41,44 @@ def make_optimizer(params, config: dict[str, Any]) -> torch.optim.Optimizer:
 class Trainer:
     """Owns the models, optimisers, data stream and run directory of one training run.
 
+    Data parallelism (``parallel`` from gantools.distributed.session under torchrun): each rank
+    computes its B/W rows of the global batch with globally drawn randomness (see
+    gantools.distributed), and gradients are averaged before every update. The critic's are
+    averaged by an explicit all-reduce after backward, because its gradient penalty is a double
+    backward that DistributedDataParallel's reducer does not support. The generator is wrapped in
+    DDP, which overlaps the all-reduce with the backward and keeps BatchNorm buffers in step
+    (rank 0's are broadcast at each forward); with a joint inverter the generator side uses the
+    explicit all-reduce too, since the inverter's networks are outside the generator and some
+    (vaegan) run the generator twice per backward, which DDP's reducer refuses. Rank 0 alone
+    writes the run directory.
+
     Args:
         registry: plugin registry.
         config: the resolved config (see gantools.config.resolve).
         sources: where each config value came from.
         out: run directory.
         progress: show a progress bar on stderr.
+        parallel: this process's place in a data-parallel run (default: a single process).
     """
 
     def __init__(self, registry: Registry, config: dict[str, Any], sources: dict[str, str],
-                 out: str | Path, progress: bool = True):
+                 out: str | Path, progress: bool = True, parallel: distributed.DataParallel = distributed.SINGLE):
         self.config, self.sources = config, sources
         self.registry = registry
         self.out = Path(out)
-        self.progress = progress
-        self.device = resolve_device(config["device"])
+        self.dp = parallel
+        self.progress = progress and parallel.is_main
+        self.device = parallel.training_device(config["device"])
+        self.local_batch = parallel.local_batch(config["batch_size"])
+        precision.check(config["precision"], self.device)
         torch.manual_seed(config["seed"])
         self.dataset_name, arg = split_dataset(config["dataset"])
         dataset = registry.create("datasets", self.dataset_name, config["dataset_opts"])
         self.data_kind = getattr(dataset, "kind", "images")
         data = dataset.build(arg, config["image_size"], config["channels"])
         self.data_shape = tuple(data[0].shape) if len(data) else ()
-        self.stream = BatchStream(data, config["batch_size"], config["seed"])
+        self.stream = BatchStream(data, config["batch_size"], config["seed"], rank=parallel.rank,
+                                  world=parallel.world)
         self.models = build_models(registry, config, self.data_shape, self.device)
         self.memory_format = torch.preserve_format
         channels_last = config["channels_last"]
@@ -84,13 +104,32 @@ class Trainer:
             generator_side += list(self.joint.parameters())
         self.opt_g = make_optimizer(generator_side, config)
         self.opt_d = make_optimizer(self.adversary.parameters(), config)
+        self.scaler_d = precision.grad_scaler(config["precision"], self.device)
+        self.scaler_g = precision.grad_scaler(config["precision"], self.device)
+        self._skipped = 0  # updates the fp16 GradScalers skipped in the current iteration
+        self.generator_forward, self._generator_sync = self._data_parallel(generator_side)
         fixed_gen = torch.Generator().manual_seed(config["seed"] + 1)
         n_fixed = N_FIXED_POINTS if self.data_kind == "points" else N_FIXED
         self.fixed_z = sample_prior(n_fixed, config["z_dim"], config["prior"], torch.device("cpu"), fixed_gen)
         self.step = 0
         self._stop_requested = False
-        self._log_sums: dict[str, torch.Tensor] = {}
+        self._log_sums: dict[str, tuple[torch.Tensor, int]] = {}  # key -> (sum, count) since the last row
         self._log_count = 0
+
+    def _data_parallel(self, generator_side: list) -> tuple[torch.nn.Module, list]:
+        """(the module the generator step calls, the generator-side parameters it all-reduces itself):
+        DDP and nothing for a plain generator, the generator and all of them with a joint inverter."""
+        if self.dp.world == 1:
+            return self.models.generator, []
+        nets = (self.models.critic, self.models.generator, self.adversary)
+        state = {id(t): t for t in [*generator_side, *(t for n in nets for t in (*n.parameters(), *n.buffers()))]}
+        self.dp.broadcast(list(state.values()))  # the same seed gave the same weights; made certain
+        if self.joint is not None:
+            return self.models.generator, generator_side
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.models.generator, device_ids=ids), []
 
     def _attach_inverter(self, registry: Registry):
         name = self.config["inverter"]
@@ -104,12 +143,30 @@ class Trainer:
         return inverter
 
     def real_batch(self) -> torch.Tensor:
-        """The next real batch on the training device, in the training layout."""
+        """This rank's rows of the next real batch on the training device, in the training layout."""
         return self.stream.next().to(self.device, non_blocking=True, memory_format=self.memory_format)
 
     # ---- one iteration ---------------------------------------------------------------------
     def prior(self, n: int) -> torch.Tensor:
-        return sample_prior(n, self.config["z_dim"], self.config["prior"], self.device)
+        """n latents; in a data-parallel step, this rank's rows of the global batch's latents."""
+        return distributed.local_rows(
+            lambda rows: sample_prior(rows, self.config["z_dim"], self.config["prior"], self.device), n)
+
+    def autocast(self):
+        return precision.autocast(self.config["precision"], self.device)
+
+    def _update(self, loss: torch.Tensor, opt: torch.optim.Optimizer, scaler, sync: list) -> None:
+        """Backward (scaled under fp16), average the gradients of ``sync`` over ranks, step."""
+        opt.zero_grad(set_to_none=True)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        self.dp.all_reduce_gradients(sync)
+        if scaler is None:
+            opt.step()
+            return
+        scale = scaler.get_scale()
+        scaler.step(opt)  # unscales; skips the step when a gradient is inf/nan
+        scaler.update()
+        self._skipped += scaler.get_scale() < scale
 
     def critic_step(self) -> tuple[torch.Tensor, dict]:
         """Critic update: minimise the loss plugin's critic objective on a real and a fake batch
@@ -117,14 +174,14 @@ class Trainer:
         m = self.models
         real = self.real_batch()
         z = self.prior(real.shape[0])
-        with torch.no_grad():
-            fake = m.generator(z)
-        if self.joint is not None:  # e.g. ALI: (x, E(x)) against (G(z), z)
-            real, fake = self.joint.critic_inputs(real, z, fake)
-        loss, logs = m.loss.discriminator_loss(self.adversary, real, fake)
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
+        with self.autocast():
+            with torch.no_grad():
+                fake = m.generator(z)
+            if self.joint is not None:  # e.g. ALI: (x, E(x)) against (G(z), z)
+                real, fake = self.joint.critic_inputs(real, z, fake)
+            with precision.loss_scale(self.scaler_d):  # fp16: penalties unscale their input gradient
+                loss, logs = m.loss.discriminator_loss(self.adversary, real, fake)
+        self._update(loss, self.opt_d, self.scaler_d, list(self.adversary.parameters()))
         after = getattr(m.loss, "after_discriminator_step", None)
         if after is not None:
             after(self.adversary)
@@ -136,15 +193,14 @@ class Trainer:
         m = self.models
         self.adversary.requires_grad_(False)
         try:
-            z = self.prior(self.config["batch_size"])
-            fake = m.generator(z)
-            if self.joint is not None:  # the inverter's objective for G and its own networks
-                loss, logs = self.joint.generator_loss(self, z, fake)
-            else:
-                loss, logs = m.loss.generator_loss(self.adversary, fake)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_g.step()
+            z = self.prior(self.local_batch)
+            with self.autocast():
+                fake = self.generator_forward(z)
+                if self.joint is not None:  # the inverter's objective for G and its own networks
+                    loss, logs = self.joint.generator_loss(self, z, fake)
+                else:
+                    loss, logs = m.loss.generator_loss(self.adversary, fake)
+            self._update(loss, self.opt_g, self.scaler_g, self._generator_sync)
         finally:
             self.adversary.requires_grad_(True)
         if m.generator_ema is not None:
@@ -164,15 +220,23 @@ class Trainer:
     def train_step(self) -> dict[str, torch.Tensor]:
         """One iteration: n_critic critic updates, then one generator update."""
         self._set_learning_rate()
+        self._skipped = 0
         logs: dict[str, torch.Tensor] = {}
-        for _ in range(self.config["n_critic"]):
-            d_loss, d_logs = self.critic_step()
-        g_loss, g_logs = self.generator_step()
+        with self.dp.sharding():
+            for _ in range(self.config["n_critic"]):
+                d_loss, d_logs = self.critic_step()
+            g_loss, g_logs = self.generator_step()
         logs.update(d_logs)
         logs.update(g_logs)
+        if self.dp.world > 1:  # every rank judges divergence on the same (global) numbers
+            d_loss, g_loss = self.dp.mean(torch.stack([d_loss.float(), g_loss.float()])).unbind()
         logs["d_loss"], logs["g_loss"] = d_loss, g_loss
+        if self.scaler_d is not None:
+            logs["amp_skipped"] = torch.tensor(float(self._skipped))
         for name in ("d_loss", "g_loss"):
             if not math.isfinite(float(logs[name])):
+                if self._skipped and min(self.scaler_d.get_scale(), self.scaler_g.get_scale()) >= MIN_LOSS_SCALE:
+                    return {"amp_skipped": logs["amp_skipped"]}  # an fp16 overflow: the update was skipped
                 raise TrainingDiverged(self._diverged_message(name, float(logs[name])))
         return logs
 
@@ -194,8 +258,13 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "inverter": None if self.joint is None else self.joint.state_dict(),
             "stream": self.stream.state_dict(), "fixed_z": self.fixed_z,
+            # Identical on every rank (see gantools.distributed), so rank 0's is the run's.
             "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                    "device": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
+            "loss": m.loss.state_dict() if hasattr(m.loss, "state_dict") else None,
+            "scalers": None if self.scaler_d is None else [self.scaler_d.state_dict(), self.scaler_g.state_dict()],
+            "world_size": self.dp.world,  # for the record: any world size resumes it
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -211,14 +280,23 @@ class Trainer:
         self.stream.load_state_dict(state["stream"])
         self.fixed_z = state["fixed_z"]
         self.step = int(state["step"])
+        if state.get("loss") is not None and hasattr(m.loss, "load_state_dict"):
+            m.loss.load_state_dict(state["loss"])
+        if state.get("scalers") and self.scaler_d is not None:  # None: trained in fp32/bf16 so far
+            self.scaler_d.load_state_dict(state["scalers"][0])
+            self.scaler_g.load_state_dict(state["scalers"][1])
         torch.set_rng_state(state["rng"]["torch"])
-        if torch.cuda.is_available() and state["rng"]["cuda"]:
+        if self.device.type == "cuda" and state["rng"].get("device") is not None:
+            torch.cuda.set_rng_state(state["rng"]["device"], self.device)
+        elif torch.cuda.is_available() and state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
     def save_checkpoint(self) -> Path:
-        """Write checkpoints/latest.pt, plus a numbered copy on every checkpoint_every step."""
-        state = self.state_dict()
+        """Write checkpoints/latest.pt, plus a numbered copy on every checkpoint_every step (rank 0)."""
         latest = self.out / "checkpoints" / "latest.pt"
+        if not self.dp.is_main:
+            return latest
+        state = self.state_dict()
         ckpt.save_atomic(state, latest)
         if self.step % self.config["checkpoint_every"] == 0:
             ckpt.save_atomic(state, self.out / "checkpoints" / f"step_{self.step:07d}.pt")
@@ -237,14 +315,16 @@ class Trainer:
         return m.generator_ema if m.generator_ema is not None else m.generator
 
     def save_samples(self) -> Path:
-        """Render the fixed latent batch to samples/step_N.png (and samples/latest.png)."""
+        """Render the fixed latent batch to samples/step_N.png (and samples/latest.png), on rank 0."""
+        path = self.out / "samples" / f"step_{self.step:07d}.png"
+        if not self.dp.is_main:
+            return path
         g = self.sampling_generator()
         was_training = g.training
         g.eval()
         with torch.no_grad():
             samples = g(self.fixed_z.to(self.device)).float().cpu()
         g.train(was_training)
-        path = self.out / "samples" / f"step_{self.step:07d}.png"
         report.save_samples(samples, path, self.data_kind, self.stream.dataset)
         shutil.copyfile(path, self.out / "samples" / "latest.png")  # rendered once, kept under two names
         return path
@@ -252,45 +332,60 @@ class Trainer:
     def write_config(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"config": self.config, "sources": self.sources,
-                           "data": {"kind": self.data_kind, "shape": list(self.data_shape)}}, indent=2)
+                           "data": {"kind": self.data_kind, "shape": list(self.data_shape)},
+                           "world_size": self.dp.world}, indent=2)
         (self.out / "config.json").write_text(text + "\n")
 
     # ---- the loop ------------------------------------------------------------------------
     def _accumulate(self, logs: dict[str, torch.Tensor]) -> None:
+        # Per key, as some logs come and go (a lazy penalty's, fp16 overflows).
         for key, value in logs.items():
             value = torch.as_tensor(value, dtype=torch.float64).detach().cpu()
-            self._log_sums[key] = self._log_sums.get(key, 0.0) + value
+            total, count = self._log_sums.get(key, (0.0, 0))
+            self._log_sums[key] = (total + value, count + 1)
         self._log_count += 1
 
     def _flush_logs(self, metrics, seconds: float, bar) -> dict[str, float]:
+        """Append the mean of the logs since the last row (over steps, and over ranks) to metrics.jsonl;
+        ``metrics`` is None on ranks other than 0, which take part in the mean only."""
         n = max(self._log_count, 1)
+        keys = list(self._log_sums)  # the same keys in the same order on every rank
+        totals = [self._log_sums[k][0] for k in keys]
+        if self.dp.world > 1 and keys:
+            totals = self.dp.mean(torch.stack(totals)).unbind()
         row = {"step": self.step}
-        row.update({k: round(float(v) / n, 6) for k, v in self._log_sums.items()})
-        images = n * self.config["batch_size"] * self.config["n_critic"]
+        row.update({k: round(float(total) / self._log_sums[k][1], 6) for k, total in zip(keys, totals)})
+        images = n * self.config["batch_size"] * self.config["n_critic"]  # the global batch
         row["images_per_s"] = round(images / max(seconds, 1e-9), 1)
-        metrics.write(json.dumps(row) + "\n")
-        metrics.flush()
         self._log_sums, self._log_count = {}, 0
+        if metrics is not None:
+            metrics.write(json.dumps(row) + "\n")
+            metrics.flush()
         if bar is not None:
             bar.set_postfix({k: f"{row[k]:.3g}" for k in ("d_loss", "g_loss", "images_per_s") if k in row})
         return row
 
     def _on_sigint(self, signum, frame) -> None:
-        # First Ctrl-C: finish the current iteration, checkpoint and exit; a second one aborts.
+        # First Ctrl-C: finish the current iteration, checkpoint and exit; a second one aborts. Under
+        # torchrun the launcher forwards the signal too, so a second one is not taken as an abort.
         self._stop_requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self.dp.world == 1:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def train(self) -> str:
         """Run until config['steps'] iterations; returns 'finished', 'interrupted' (Ctrl-C) or
-        'time limit' (config['time_limit'] minutes passed); each ends with a checkpoint."""
-        self.write_config()
+        'time limit' (config['time_limit'] minutes passed); each ends with a checkpoint. Rank 0
+        alone writes the run directory; the others return once it has."""
+        main = self.dp.is_main
         metrics_path = self.out / "metrics.jsonl"
-        report.truncate_metrics(metrics_path, self.step)
+        if main:
+            self.write_config()
+            report.truncate_metrics(metrics_path, self.step)
         previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
         bar = report.progress_bar(self.step, self.config["steps"]) if self.progress else None
         status = "finished"
         try:
-            with open(metrics_path, "a") as metrics:
+            with open(metrics_path, "a") if main else contextlib.nullcontext() as metrics:
                 status = self._loop(metrics, bar)
         finally:
             if bar is not None:
@@ -298,19 +393,25 @@ class Trainer:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
         self.save_checkpoint()
-        if self.joint is not None:
-            self.save_inverter()
-        self.save_samples()
-        report.plot_losses(metrics_path, self.out / "loss_curve.png")
+        if main:
+            if self.joint is not None:
+                self.save_inverter()
+            self.save_samples()
+            report.plot_losses(metrics_path, self.out / "loss_curve.png")
+        self.dp.barrier()
         return status
 
     def _loop(self, metrics, bar) -> str:
         cfg = self.config
         tick = start = time.perf_counter()
         while self.step < cfg["steps"]:
-            if self._stop_requested:
+            # All ranks stop at the same step, whichever saw the signal or the clock first.
+            interrupted, out_of_time = self.dp.any(
+                self._stop_requested,
+                bool(cfg["time_limit"]) and time.perf_counter() - start >= 60.0 * cfg["time_limit"])
+            if interrupted:
                 return "interrupted"
-            if cfg["time_limit"] and time.perf_counter() - start >= 60.0 * cfg["time_limit"]:
+            if out_of_time:
                 if self._log_count:
                     self._flush_logs(metrics, time.perf_counter() - tick, bar)
                 return "time limit"
@@ -327,18 +428,21 @@ class Trainer:
             if self.step % cfg["checkpoint_every"] == 0:
                 self.save_checkpoint()
             if cfg["eval_every"] and (self.step % cfg["eval_every"] == 0 or self.step == cfg["steps"]):
-                self.evaluate(metrics)
+                if self.dp.is_main:
+                    self.evaluate(metrics)
         return "finished"
 
     def evaluate(self, metrics_file) -> dict[str, Any]:
-        """Score the sampling generator with metric plugins; append {"step", "eval"} to metrics.jsonl."""
+        """Score the sampling generator with metric plugins; append {"step", "eval"} to metrics.jsonl.
+        The training RNG is left as it was (on rank 0 alone, a draw would set it apart from the others)."""
         from gantools import metrics as metrics_mod
         from gantools.api import Run
 
         run = Run(self.config, self.sampling_generator(), self.models.critic, self.data_kind, self.data_shape,
                   self.out, self.step, self.device, "training")
-        result = metrics_mod.evaluate(run, self.config["eval_metrics"] or None, n=self.config["eval_n"],
-                                      seed=self.config["seed"], registry=self.registry)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            result = metrics_mod.evaluate(run, self.config["eval_metrics"] or None, n=self.config["eval_n"],
+                                          seed=self.config["seed"], registry=self.registry)
         figures = {name: dict(metrics_mod.scalar_items(values)) for name, values in result["metrics"].items()}
         metrics_file.write(json.dumps({"step": self.step, "eval": figures}) + "\n")
         metrics_file.flush()

@@ -53,7 +53,9 @@ DIGITS = {"dataset": "digits", "image_size": 16, "arch": "dcgan", "arch_opts": {
     {},  # mlp + wgan-gp on 8gaussians
     {**DIGITS, "loss": "wgan", "dataset_opts": {}},  # weight clipping, RMSprop, BatchNorm critic
     {**DIGITS, "loss": "gan", "dataset_opts": {}, "ema": 0.9},  # Adam, BatchNorm, weight average
-], ids=["mlp-wgan-gp", "dcgan-wgan", "dcgan-gan-ema"])
+    # The GradScalers' state and the lazy penalty's phase (20 critic steps at the split, 20 % 3 != 0)
+    {"precision": "fp16", "loss_opts": {"weight": 1.0, "lazy": 3}},
+], ids=["mlp-wgan-gp", "dcgan-wgan", "dcgan-gan-ema", "mlp-fp16-lazy"])
 def test_resume_gives_the_same_losses_and_weights(tmp_path, tiny_settings, variant):
     settings = {**tiny_settings, **variant, "steps": 8, "log_every": 1}
     straight = gantools.train(out=tmp_path / "straight", **settings)
@@ -204,3 +206,11 @@ def test_time_limit_stops_with_a_checkpoint_and_resumes(tmp_path, tiny_settings)
     assert more.status == "finished" and more.step == run.step + 3
     with pytest.raises(UserError, match="time_limit must be >= 0"):
         gantools.train(out=tmp_path / "u", time_limit=-1, **settings)
+
+
+def test_lazy_penalty_is_logged_on_the_steps_that_apply_it(tmp_path, tiny_settings):
+    settings = {**tiny_settings, "steps": 4, "log_every": 1, "n_critic": 1, "loss_opts": {"lazy": 2}}
+    rows = metrics(gantools.train(out=tmp_path / "run", **settings).directory)
+    assert ["penalty" in r for r in rows] == [True, False, True, False]
+    state = ckpt.load(tmp_path / "run" / "checkpoints" / "latest.pt")
+    assert state["loss"] == {"calls": 4}

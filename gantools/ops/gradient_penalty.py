@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from gantools import distributed, precision
 from gantools.ops import _backend
 from gantools.ops._layout import kernel_memory_format
 
@@ -39,24 +40,40 @@ def penalty_from_grad(grad: torch.Tensor, weight: float = 10.0, center: float = 
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, *, weight: float = 10.0,
-                     center: float = 1.0, one_sided: bool = False) -> torch.Tensor:
+                     center: float = 1.0, one_sided: bool = False, scale: float | None = None) -> torch.Tensor:
     """Penalty on the critic's input gradient at random interpolates of real and fake.
+
+    The per-sample interpolation weights come from gantools.distributed.local_rows: in a
+    data-parallel training step they are drawn for the global batch and sliced, so W processes
+    draw what one process would.
 
     Args:
         critic: module mapping (N, ...) inputs to (N,) or (N, 1) scores.
         real: real batch.
-        fake: fake batch of the same shape (detached here).
+        fake: fake batch of the same shape (detached here; cast to real's dtype).
         weight: lambda (10 in WGAN-GP).
         center: target norm, 1 for WGAN-GP, 0 for zero-centred penalties.
         one_sided: penalise only norms above ``center``.
+        scale: fp16 loss scale: the input gradient is taken of ``scale`` * scores and divided
+            by ``scale`` before the norm (PyTorch's AMP gradient-penalty recipe), so it does not
+            underflow in fp16. None: the trainer's current GradScaler scale under --precision
+            fp16 (gantools.precision.current_loss_scale), else no scaling.
 
     Returns:
         A scalar tensor that backpropagates into the critic's parameters.
     """
-    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    x_hat = torch.lerp(real.detach(), fake.detach(), eps).requires_grad_(True)
-    scores = critic(x_hat)
-    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    if scale is None:
+        scale = precision.current_loss_scale()
+    ones = [1] * (real.dim() - 1)
+    eps = distributed.local_rows(lambda n: torch.rand(n, *ones, device=real.device, dtype=real.dtype),
+                                 real.shape[0])  # (N, 1, ...)
+    x_hat = torch.lerp(real.detach(), fake.detach().to(real.dtype), eps).requires_grad_(True)
+    scores = critic(x_hat).sum()
+    if scale is None:
+        (grad,) = torch.autograd.grad(scores, x_hat, create_graph=True)
+    else:
+        (grad,) = torch.autograd.grad(scores * scale, x_hat, create_graph=True)
+        grad = grad / scale
     return penalty_from_grad(grad, weight, center, one_sided)
 
 
