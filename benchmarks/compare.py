@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -108,8 +109,6 @@ def main(argv: list[str] | None = None) -> int:
             info_path = out / "compare_cell.json"
             if args.retrain or not info_path.is_file():
                 if out.exists() and args.retrain:
-                    import shutil
-
                     shutil.rmtree(out)
                 info = train_cell(out, arch, loss, args.dataset, args.minutes, args.steps, args.run_args)
                 info_path.write_text(json.dumps(info) + "\n")

@@ -2,6 +2,7 @@
 import math
 from typing import Callable
 
+import torch
 from torch import nn
 
 from gantools.errors import UserError
@@ -83,12 +84,11 @@ class ConvArchitecture:
         d.apply(type(self).init)
         return d
 
-    def trunk_features(self, image_shape: tuple[int, int, int]) -> int:
-        """Flat feature count of the critic's trunk for this image shape."""
-        raise NotImplementedError
-
     def encoder_trunk(self, image_shape: tuple[int, int, int]) -> tuple[nn.Module, int]:
-        """The critic's conv trunk with fresh weights (layer norm), and its flat feature count."""
-        trunk = self.critic_class(image_shape, self.width, "layer").features
+        """The critic's conv trunk with fresh weights (layer norm), and its flat feature count
+        (read off one blank image, so it cannot disagree with the trunk)."""
+        trunk = nn.Sequential(self.critic_class(image_shape, self.width, "layer").features, nn.Flatten())
         trunk.apply(type(self).init)
-        return nn.Sequential(trunk, nn.Flatten()), self.trunk_features(image_shape)
+        with torch.no_grad():
+            features = trunk(torch.zeros(1, *image_shape)).shape[1]
+        return trunk, features

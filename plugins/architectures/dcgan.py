@@ -81,8 +81,5 @@ class DCGAN(ConvArchitecture):
     levels = staticmethod(_levels)
     init = staticmethod(dcgan_init)
 
-    def trunk_features(self, image_shape: tuple[int, int, int]) -> int:
-        return self.width * 2 ** (_levels(image_shape) - 1) * 16  # (N, C, 4, 4) flattened
-
 
 architecture = DCGAN

@@ -168,8 +168,5 @@ class ResNet(ConvArchitecture):
         nn.init.xavier_uniform_(g.to_image[2].weight)  # feeds tanh, not a ReLU (as the paper's code)
         return g
 
-    def trunk_features(self, image_shape: tuple[int, int, int]) -> int:
-        return self.width * 16  # (N, W, 4, 4) flattened
-
 
 architecture = ResNet
