@@ -24,12 +24,16 @@ class Run:
         generator: the generator used for sampling (the weight average when ema > 0).
         critic: the critic.
         directory: the run directory (None for runs that were not saved).
+        memory_format: the networks' memory layout, the one they trained in (channels_last or
+            preserve_format); networks built for the run later (inverters) use it too.
     """
 
     def __init__(self, config: dict[str, Any], generator: torch.nn.Module, critic: torch.nn.Module,
                  data_kind: str, data_shape: tuple[int, ...], directory: Path | None, step: int,
-                 device: torch.device, status: str = "finished"):
+                 device: torch.device, status: str = "finished",
+                 memory_format: torch.memory_format = torch.preserve_format):
         self.config, self.generator, self.critic = config, generator, critic
+        self.memory_format = memory_format  # the layout the networks trained (and run) in
         self.data_kind, self.data_shape = data_kind, tuple(data_shape)
         self.directory, self.step, self.device, self.status = directory, step, device, status
 
@@ -105,7 +109,7 @@ def train(*, out: str | Path | None = None, resume: bool = False, config: str | 
         status = trainer.train()
     m = trainer.models
     return Run(resolved, trainer.sampling_generator(), m.critic, trainer.data_kind, trainer.data_shape,
-               Path(out), trainer.step, trainer.device, status)
+               Path(out), trainer.step, trainer.device, status, trainer.memory_format)
 
 
 RESUMABLE = ("steps", "device", "precision", "sample_every", "checkpoint_every", "log_every", "eval_every",
@@ -153,6 +157,6 @@ def load_run(directory: str | Path, device: str = "cpu", checkpoint: str = "late
     models.generator.eval()
     models.critic.eval()
     return Run(config, models.generator, models.critic, state["data"]["kind"], shape, directory,
-               int(state["step"]), dev)
+               int(state["step"]), dev, memory_format=models.memory_format)
 
 

@@ -21,6 +21,7 @@ class Models:
     generator: nn.Module
     critic: nn.Module
     generator_ema: nn.Module | None
+    memory_format: torch.memory_format = torch.preserve_format  # the networks' layout (and their inputs')
 
 
 def resolve_device(name: str) -> torch.device:
@@ -32,9 +33,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def memory_format(config: dict[str, Any], data_shape: tuple[int, ...]) -> torch.memory_format:
+    """The layout a run's networks train in: channels-last (NHWC) for images unless the config's
+    ``channels_last`` says otherwise (None: on for images, measured faster on CPU, see RESULTS.md)."""
+    channels_last = config.get("channels_last")
+    if channels_last is None:
+        channels_last = len(data_shape) == 3
+    if not channels_last:
+        return torch.preserve_format
+    if len(data_shape) != 3:
+        raise UserError(f"--channels-last applies to image data; the dataset has items of shape {tuple(data_shape)}")
+    return torch.channels_last
+
+
 def build_models(registry: Registry, config: dict[str, Any], data_shape: tuple[int, ...],
                  device: torch.device) -> Models:
-    """Create the architecture and loss plugins and the generator/critic for ``data_shape``."""
+    """Create the architecture and loss plugins and the generator/critic for ``data_shape``, in the
+    run's memory layout. Training and every reload build them here, so a reloaded run computes
+    exactly what the trained one did (convolutions sum in another order in another layout)."""
     arch = registry.create("architectures", config["arch"], config["arch_opts"])
     loss = registry.create("losses", config["loss"], config["loss_opts"])
     check = getattr(arch, "check_shape", None)
@@ -43,10 +59,14 @@ def build_models(registry: Registry, config: dict[str, Any], data_shape: tuple[i
     generator = arch.generator(config["z_dim"], tuple(data_shape)).to(device)
     critic = arch.discriminator(tuple(data_shape), per_sample=bool(getattr(loss, "per_sample", False)))
     critic = critic.to(device)
+    layout = memory_format(config, tuple(data_shape))
+    if layout != torch.preserve_format:
+        generator.to(memory_format=layout)
+        critic.to(memory_format=layout)
     ema = None
     if config["ema"] > 0:
         ema = copy.deepcopy(generator).eval().requires_grad_(False)
-    return Models(arch, loss, generator, critic, ema)
+    return Models(arch, loss, generator, critic, ema, layout)
 
 
 def ema_decay(decay: float, step: int) -> float:

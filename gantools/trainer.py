@@ -80,18 +80,7 @@ class Trainer:
         self.stream = BatchStream(data, config["batch_size"], config["seed"], rank=parallel.rank,
                                   world=parallel.world)
         self.models = build_models(registry, config, self.data_shape, self.device)
-        self.memory_format = torch.preserve_format
-        channels_last = config["channels_last"]
-        if channels_last is None:  # auto: NHWC for images (measured faster on CPU, see RESULTS.md)
-            channels_last = len(self.data_shape) == 3
-        if channels_last:
-            if len(self.data_shape) != 3:
-                raise UserError(f"--channels-last applies to image data; {self.dataset_name} has items "
-                                f"of shape {self.data_shape}")
-            self.memory_format = torch.channels_last
-            for net in (self.models.generator, self.models.critic, self.models.generator_ema):
-                if net is not None:
-                    net.to(memory_format=torch.channels_last)
+        self.memory_format = self.models.memory_format
         for name in config["eval_metrics"]:  # fail now, not at the first evaluation
             registry.info("metrics", name)
         self.joint = self._attach_inverter(registry) if config["inverter"] else None
@@ -439,7 +428,7 @@ class Trainer:
         from gantools.api import Run
 
         run = Run(self.config, self.sampling_generator(), self.models.critic, self.data_kind, self.data_shape,
-                  self.out, self.step, self.device, "training")
+                  self.out, self.step, self.device, "training", self.memory_format)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             result = metrics_mod.evaluate(run, self.config["eval_metrics"] or None, n=self.config["eval_n"],
                                           seed=self.config["seed"], registry=self.registry)

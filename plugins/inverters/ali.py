@@ -114,6 +114,7 @@ class ALIInverter:
     # ---- use after training ----
     def setup(self, run, registry=None) -> None:
         self._build(run_architecture(run, registry), run.data_shape, run.config["z_dim"], run.device)
+        self.encoder.to(memory_format=run.memory_format)  # as trained, so it encodes as it did then
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -94,6 +94,7 @@ class EncoderInverter:
         trunk, features = trunk_for(run_architecture(run, registry), run.data_shape)
         self.run = run
         self.net = Encoder(trunk, features, run.config["z_dim"], self.head).to(run.device)
+        self.net.to(memory_format=run.memory_format)  # the layout of the generator's images it learns from
 
     def fit(self, run, steps, log) -> None:
         """Train on fresh synthetic pairs each step; log z_cost, x_cost and total."""
