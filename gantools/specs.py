@@ -13,7 +13,8 @@ The classes below are documentation and optional base classes; plugins need not 
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -30,6 +31,36 @@ SINGULAR = {"architectures": "architecture", "losses": "loss", "inverters": "inv
             "metrics": "metric"}
 
 Logs = dict[str, float]
+
+
+@dataclass(frozen=True)
+class JointContext:
+    """What the trainer gives a joint inverter (``attach(ctx)``, ``generator_loss(ctx, z, fake)``):
+    the run's networks and data layout, and a source of real batches. Nothing else of the trainer
+    is part of the contract.
+
+    Attributes:
+        arch, loss: the run's architecture and loss plugin objects.
+        generator, critic: the networks being trained (the critic as the loss plugin sees it).
+        config: the resolved run config (read it, do not change it).
+        data_shape: (C, H, W) of the training images.
+        z_dim, prior: the latent size and prior ("normal" or "uniform").
+        device, memory_format: where the networks live and their layout (channels_last or
+            preserve_format); build the inverter's networks alike.
+        real_batch: returns this process's rows of the next real batch, on the device, in the layout.
+    """
+
+    arch: Any
+    loss: Any
+    generator: nn.Module
+    critic: nn.Module
+    config: dict[str, Any]
+    data_shape: tuple[int, ...]
+    z_dim: int
+    prior: str
+    device: torch.device
+    memory_format: torch.memory_format
+    real_batch: Callable[[], torch.Tensor]
 
 
 class Architecture:
@@ -101,14 +132,14 @@ class Inverter:
         in [-1, 1]. Called with gradients enabled, so it may optimise through the generator."""
         ...
 
-    # Joint inverters (joint = True), hooks called by the trainer:
-    #   attach(trainer): build networks for trainer.data_shape / config["z_dim"] on trainer.device
-    #       (trainer.models.arch, .loss, .critic, .generator are there to use); optional attribute
+    # Joint inverters (joint = True), hooks called by the trainer with a JointContext ``ctx``:
+    #   attach(ctx): build networks for ctx.data_shape / ctx.z_dim on ctx.device in ctx.memory_format
+    #       (ctx.arch, .loss, .critic, .generator are there to use); optional attribute
     #       ``discriminator``: a module that replaces the critic in the loss plugin's critic objective;
     #   parameters(): the inverter's networks trained with the generator's optimiser;
     #   critic_inputs(real, z, fake) -> (real_in, fake_in): what the critic objective compares;
-    #   generator_loss(trainer, z, fake) -> (loss, logs): the objective of G and the inverter
-    #       (trainer.real_batch() gives a real batch);
+    #   generator_loss(ctx, z, fake) -> (loss, logs): the objective of G and the inverter
+    #       (ctx.real_batch() gives a real batch);
     #   setup(run), encode, state_dict/load_state_dict as above (saved in the checkpoint and in
     #       RUN/inverters/NAME.pt at the end of training).
     # Post-hoc inverters with needs_fit:

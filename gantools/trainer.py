@@ -20,6 +20,7 @@ from gantools.data import BatchStream
 from gantools.errors import UserError
 from gantools.models import build_models, ema_decay, sample_prior, update_ema
 from gantools.registry import Registry
+from gantools.specs import JointContext
 
 N_FIXED = 64  # latents in the fixed sample grid (8 x 8)
 N_FIXED_POINTS = 2000
@@ -84,6 +85,7 @@ class Trainer:
         for name in config["eval_metrics"]:  # fail now, not at the first evaluation
             registry.info("metrics", name)
         self.joint = self._attach_inverter(registry) if config["inverter"] else None
+        self._joint_ctx = self.joint_context() if self.joint is not None else None
         # The network the loss plugin's critic objective sees: the critic, or a joint inverter's
         # discriminator (ALI's on (x, z) pairs).
         joint_discriminator = getattr(self.joint, "discriminator", None)
@@ -128,8 +130,15 @@ class Trainer:
                             f"{name}); --inverter at training time takes a joint one (ali, vaegan)")
         if self.data_kind != "images":
             raise UserError(f"inverter '{name}' needs image data; {self.dataset_name} holds points")
-        inverter.attach(self)
+        inverter.attach(self.joint_context())
         return inverter
+
+    def joint_context(self) -> JointContext:
+        """What a joint inverter may use of this run (gantools.specs.JointContext)."""
+        m = self.models
+        return JointContext(arch=m.arch, loss=m.loss, generator=m.generator, critic=m.critic, config=self.config,
+                            data_shape=self.data_shape, z_dim=self.config["z_dim"], prior=self.config["prior"],
+                            device=self.device, memory_format=self.memory_format, real_batch=self.real_batch)
 
     def real_batch(self) -> torch.Tensor:
         """This rank's rows of the next real batch on the training device, in the training layout."""
@@ -186,7 +195,7 @@ class Trainer:
             with self.autocast():
                 fake = self.generator_forward(z)
                 if self.joint is not None:  # the inverter's objective for G and its own networks
-                    loss, logs = self.joint.generator_loss(self, z, fake)
+                    loss, logs = self.joint.generator_loss(self._joint_ctx, z, fake)
                 else:
                     loss, logs = m.loss.generator_loss(self.adversary, fake)
             self._update(loss, self.opt_g, self.scaler_g, self._generator_sync)

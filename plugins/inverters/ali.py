@@ -91,10 +91,10 @@ class ALIInverter:
         return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
 
     # ---- training (trainer hooks) ----
-    def attach(self, trainer) -> None:
-        self._build(trainer.models.arch, trainer.data_shape, trainer.config["z_dim"], trainer.device)
-        self.encoder.to(memory_format=trainer.memory_format)  # the layout of the batches it encodes
-        self.loss = trainer.models.loss
+    def attach(self, ctx) -> None:
+        self._build(ctx.arch, ctx.data_shape, ctx.z_dim, ctx.device)
+        self.encoder.to(memory_format=ctx.memory_format)  # the layout of the batches it encodes
+        self.loss = ctx.loss
 
     def parameters(self):
         return self.encoder.parameters()
@@ -104,8 +104,8 @@ class ALIInverter:
             z_real = self._sample(real)
         return pack(real, z_real), pack(fake, z)
 
-    def generator_loss(self, trainer, z, fake):
-        real = trainer.real_batch()
+    def generator_loss(self, ctx, z, fake):
+        real = ctx.real_batch()
         real_pairs, fake_pairs = pack(real, self._sample(real)), pack(fake, z)
         # G and E fool the discriminator: its objective with real and generated pairs swapped.
         loss, _ = self.loss.discriminator_loss(self.discriminator, fake_pairs, real_pairs)

@@ -42,16 +42,16 @@ class VAEGANInverter:
         return gaussian_posterior(self.encoder, x, self.z_dim)
 
     # ---- training (trainer hooks) ----
-    def attach(self, trainer) -> None:
-        if trainer.config["prior"] != "normal":
+    def attach(self, ctx) -> None:
+        if ctx.prior != "normal":
             raise UserError("vaegan's KL term assumes the normal prior (--prior normal)")
-        self.features = getattr(trainer.models.critic, "features", None)
+        self.features = getattr(ctx.critic, "features", None)
         if self.features is None:
             raise UserError(f"vaegan measures reconstructions in the critic's feature layer; the "
-                            f"{trainer.config['arch']} critic has no .features trunk")
-        self._build(trainer.models.arch, trainer.data_shape, trainer.config["z_dim"], trainer.device)
-        self.encoder.to(memory_format=trainer.memory_format)  # the layout of the batches it encodes
-        self.loss, self.critic = trainer.models.loss, trainer.models.critic
+                            f"{ctx.config['arch']} critic has no .features trunk")
+        self._build(ctx.arch, ctx.data_shape, ctx.z_dim, ctx.device)
+        self.encoder.to(memory_format=ctx.memory_format)  # the layout of the batches it encodes
+        self.loss, self.critic, self.generator = ctx.loss, ctx.critic, ctx.generator
 
     def parameters(self):
         return self.encoder.parameters()
@@ -59,12 +59,12 @@ class VAEGANInverter:
     def critic_inputs(self, real, z, fake):
         return real, fake
 
-    def generator_loss(self, trainer, z, fake):
+    def generator_loss(self, ctx, z, fake):
         adversarial, _ = self.loss.generator_loss(self.critic, fake)  # G only: fake does not involve E
-        real = trainer.real_batch()
+        real = ctx.real_batch()
         mu, logvar = self._posterior(real)
         z_rec = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        recon = (self.features(trainer.models.generator(z_rec)) - self.features(real).detach()).pow(2).mean()
+        recon = (self.features(self.generator(z_rec)) - self.features(real).detach()).pow(2).mean()
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean()
         loss = adversarial + self.recon_weight * recon + self.kl_weight * kl
         return loss, {"vae_recon": recon.detach(), "vae_kl": kl.detach()}
