@@ -1,0 +1,72 @@
+"""Atomic file writes: a crash or an error leaves either the old file or the new one, never a mix."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+Data = bytes | bytearray | memoryview | str
+
+
+def atomic_write(path: str | os.PathLike, data: Data) -> Path:
+    """Replace ``path`` with ``data`` (a str is written as UTF-8) in one atomic step.
+
+    The bytes go to a temporary file of a unique name in the target's directory (so
+    concurrent writers never share one), are flushed and fsynced, and the file is renamed
+    over the target with os.replace (atomic on POSIX); then the directory is fsynced so the
+    rename itself survives a crash. On any error the temporary file is removed and the old
+    target is left as it was. The new file gets the permissions a plain ``open(path, "w")``
+    would give (0o666 less the umask).
+
+    Args:
+        path: the file to write; missing parent directories are created.
+        data: bytes-like, or str (encoded as UTF-8).
+
+    Returns:
+        ``path`` as a Path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = _create_temp(path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON (UTF-8, a final newline) with :func:`atomic_write`; returns the Path."""
+    return atomic_write(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """Create and open ``.NAME.<random>.tmp`` beside ``path``: exclusive, so the name is this call's."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            # 0o666 here (mkstemp would use 0o600) lets the umask decide, as for any new file.
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                           0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX; Windows cannot open a directory)."""
+    if os.name == "nt":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
