@@ -11,6 +11,7 @@ import torch
 from gantools import checkpoint as ckpt
 from gantools import config as cfg
 from gantools import distributed
+from gantools import settings as run_settings
 from gantools.errors import UserError
 from gantools.models import build_models, resolve_device, sample_prior
 from gantools.registry import Registry, default_registry
@@ -67,7 +68,7 @@ def default_out(config: dict[str, Any]) -> Path:
 
 def train(*, out: str | Path | None = None, resume: bool = False, config: str | None = None,
           progress: bool = False, registry: Registry | None = None, **settings: Any) -> Run:
-    """Train a GAN; the settings are those of ``gantools run`` (see gantools.config.CORE_DEFAULTS).
+    """Train a GAN; the settings are those of ``gantools run`` (the rows of gantools.settings.SETTINGS).
 
     Args:
         out: run directory (default runs/ARCH-LOSS-DATASET-TIMESTAMP).
@@ -112,22 +113,19 @@ def train(*, out: str | Path | None = None, resume: bool = False, config: str | 
                Path(out), trainer.step, trainer.device, status, trainer.memory_format)
 
 
-RESUMABLE = ("steps", "device", "precision", "sample_every", "checkpoint_every", "log_every", "eval_every",
-             "eval_metrics", "eval_n", "time_limit")
-
-
 def _resumed_config(state: dict, settings: dict[str, Any], config_file: str | None) -> tuple[dict, dict]:
     """The saved config, with only the settings that may change on resume applied."""
     if config_file:
         raise UserError("--resume continues the saved config; drop --config")
     # Settings added since the checkpoint was written take their defaults.
-    saved, sources = {**cfg.CORE_DEFAULTS, **state["config"]}, dict(state.get("sources", {}))
+    saved, sources = {**run_settings.defaults(), **state["config"]}, dict(state.get("sources", {}))
+    allowed = run_settings.resumable()
     for key, value in settings.items():
-        if key not in RESUMABLE and value != saved.get(key):
+        if key not in allowed and value != saved.get(key):
             raise UserError(f"--resume continues the saved run, which has {key}={saved.get(key)!r}; "
-                            f"only {', '.join(RESUMABLE)} may change")
+                            f"only {', '.join(allowed)} may change")
         saved[key], sources[key] = value, "cli"
-    return cfg.validate(saved), sources
+    return run_settings.validate(saved), sources
 
 
 def load_run(directory: str | Path, device: str = "cpu", checkpoint: str = "latest.pt",

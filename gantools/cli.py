@@ -32,61 +32,34 @@ def cli() -> None:
     """gantools: train, sample and study GANs; extend it with plugins."""
 
 
-# Options of `run` that map one-to-one onto config settings, with the help shown for each.
-RUN_SETTINGS = {
-    "steps": ("--steps", int, "generator iterations (each has n_critic critic steps)"),
-    "batch_size": ("--batch-size", int, "images per batch"),
-    "image_size": ("--image-size", int, "resolution (default: the dataset's recommendation)"),
-    "channels": ("--channels", click.IntRange(1, 3), "1 grayscale or 3 RGB (default: the data's)"),
-    "z_dim": ("--z-dim", int, "latent dimension"),
-    "prior": ("--prior", click.Choice(["normal", "uniform"]), "latent prior"),
-    "n_critic": ("--n-critic", int, "critic steps per generator step"),
-    "optimizer": ("--optimizer", click.Choice(["adam", "rmsprop"]), "optimiser"),
-    "lr": ("--lr", float, "learning rate"),
-    "betas": ("--betas", str, "Adam betas as b1,b2"),
-    "lr_decay": ("--lr-decay", click.Choice(["none", "linear"]), "learning-rate schedule over the run"),
-    "lr_decay_start": ("--lr-decay-start", float, "fraction of the run at the full rate before the decay"),
-    "ema": ("--ema", float, "decay of the generator's weight average used for sampling; 0 = off"),
-    "channels_last": ("--channels-last/--no-channels-last", bool,
-                      "channels-last (NHWC) memory format for image networks and batches "
-                      "(default: on for images; faster convolutions on CPU)"),
-    "precision": ("--precision", click.Choice(["fp32", "bf16", "fp16"]),
-                  "autocast the forward passes to bf16 or fp16 (fp16 with loss scaling); fp32: none"),
-    "seed": ("--seed", int, "random seed"),
-    "device": ("--device", str, "auto, cpu or cuda[:N]"),
-    "sample_every": ("--sample-every", int, "write a sample grid every N steps"),
-    "checkpoint_every": ("--checkpoint-every", int, "keep a numbered checkpoint every N steps"),
-    "log_every": ("--log-every", int, "append a metrics.jsonl row every N steps"),
-    "time_limit": ("--time-limit", float, "stop after this many minutes of training (checkpointed; "
-                   "--resume continues); 0: no limit"),
-    "eval_every": ("--eval-every", int, "score the run with metric plugins every N steps into metrics.jsonl "
-                   "(0: never; see gantools eval)"),
-    "eval_metrics": ("--eval-metrics", str, "comma-separated metric plugins for --eval-every "
-                     "(default: every installed one that applies)"),
-    "eval_n": ("--eval-n", int, "generated samples per periodic evaluation"),
-}
+def _setting_option(setting):
+    """The click option of one row of gantools.settings.SETTINGS (default None: unset flags are not passed)."""
+    from gantools import settings as st
+
+    shown = setting.shown or (str(setting.default) if setting.default not in (None, [], {}) else False)
+    if setting.kind == st.OPTIONS:  # arch_opts -> --arch-opt K=V, repeatable
+        flag = "--" + setting.name[:-len("_opts")].replace("_", "-") + "-opt"
+        return click.option(flag, setting.name, multiple=True, metavar="K=V", help=setting.help)
+    kinds = {st.INT: int, st.FLOAT: float, st.STR: str, st.PAIR: str, st.NAMES: str}
+    if setting.kind == st.BOOL:
+        flag, kind = f"{setting.flag}/--no-{setting.flag[2:]}", bool
+    else:
+        flag = setting.flag
+        kind = click.Choice(setting.choices) if setting.kind == st.CHOICE else kinds[setting.kind]
+    return click.option(flag, setting.name, type=kind, default=None, help=setting.help, show_default=shown)
 
 
 def _run_options(func):
-    from gantools.config import CORE_DEFAULTS, LOSS_KEYS
-    for key, (flag, kind, help_text) in reversed(RUN_SETTINGS.items()):
-        default = CORE_DEFAULTS[key]
-        shown = "the loss's recipe" if key in LOSS_KEYS else (str(default) if default not in (None, []) else False)
-        func = click.option(flag, key, type=kind, default=None, help=help_text, show_default=shown)(func)
+    from gantools.settings import SETTINGS
+
+    for setting in reversed(SETTINGS):
+        if setting.cli:
+            func = _setting_option(setting)(func)
     return func
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--arch", default="dcgan", help="architecture plugin (gantools list architectures)")
-@click.option("--loss", default="wgan-gp", help="loss plugin (gantools list losses)")
-@click.option("--dataset", default="digits", help="dataset plugin, NAME or NAME:ARG (folder:PATH, npz:PATH, toy:25gaussians)")
 @_run_options
-@click.option("--arch-opt", multiple=True, metavar="K=V", help="architecture option (repeatable)")
-@click.option("--loss-opt", multiple=True, metavar="K=V", help="loss option (repeatable)")
-@click.option("--dataset-opt", multiple=True, metavar="K=V", help="dataset option (repeatable)")
-@click.option("--inverter", "inverter", default=None,
-              help="joint inverter trained with the GAN (ali, vaegan); post-hoc ones: gantools invert fit")
-@click.option("--inverter-opt", multiple=True, metavar="K=V", help="inverter option (repeatable)")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="JSON or TOML file of settings (command-line flags win)")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -97,8 +70,7 @@ def _run_options(func):
               help="train data-parallel in N processes on this machine (started through torchrun; "
                    "one per GPU on CUDA); --batch-size is the global batch")
 @click.pass_context
-def run(ctx: click.Context, arch_opt, loss_opt, dataset_opt, inverter_opt, config_file, out, resume, progress,
-        nproc, **kwargs) -> None:
+def run(ctx: click.Context, config_file, out, resume, progress, nproc, **kwargs) -> None:
     """Train a GAN: gantools run --arch dcgan --loss wgan-gp.
 
     Settings come from, lowest first: gantools' defaults, the loss's published recipe, the
@@ -112,12 +84,13 @@ def run(ctx: click.Context, arch_opt, loss_opt, dataset_opt, inverter_opt, confi
 
     if nproc > 1:
         ctx.exit(distributed.launch(nproc, _without_nproc(_ARGV or sys.argv[1:])))
-    settings = {k: v for k, v in kwargs.items() if ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
-    for flag, key, pairs in (("--arch-opt", "arch_opts", arch_opt), ("--loss-opt", "loss_opts", loss_opt),
-                             ("--dataset-opt", "dataset_opts", dataset_opt),
-                             ("--inverter-opt", "inverter_opts", inverter_opt)):
-        if pairs:
-            settings[key] = parse_pairs(pairs, flag)
+    settings = {}
+    for key, value in kwargs.items():
+        if key.endswith("_opts"):
+            if value:
+                settings[key] = parse_pairs(value, "--" + key[:-len("_opts")].replace("_", "-") + "-opt")
+        elif ctx.get_parameter_source(key) != ParameterSource.DEFAULT:
+            settings[key] = value
     result = train(out=out, resume=resume, config=config_file, progress=progress, **settings)
     directory = result.directory
     if not distributed.is_main_process():

@@ -102,5 +102,5 @@ def test_info_reports_versions_device_and_backends(capsys):
 def test_help_shows_defaults(capsys):
     code, out, _ = run_cli(["run", "--help"], capsys)
     assert code == 0
-    assert "--arch TEXT" in out and "[default: dcgan]" in out and "[default: (64)]" in out
+    assert "--arch TEXT" in out and "[default: (dcgan)]" in out and "[default: (64)]" in out
     assert "[default: (the loss's recipe)]" in out
