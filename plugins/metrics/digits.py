@@ -2,7 +2,8 @@
 
 The classifier is a logistic regression on the 64 pixels of all 1797 real digits (scikit-learn's
 8x8 digits, values mapped to [0, 1]), trained once and cached as its coefficients in the metric
-cache (``digits_logreg_v1.npz``; a damaged cache file is retrained). Samples are averaged over
+cache (``digits_logreg_v1.npz``, written atomically; a damaged or unreadable cache file is
+retrained and replaced, with one warning). Samples are averaged over
 channels, average-pooled to 8x8 and mapped from [-1, 1] to [0, 1]. Figures: the fraction of
 confident samples (top class probability >= 0.8), the class histogram of the samples' top
 classes, class coverage (classes that are the top class of at least 1% of the samples) and the
@@ -11,13 +12,17 @@ KL divergence of that histogram to the uniform one (0 for perfectly balanced cla
 from __future__ import annotations
 
 import functools
-import os
+import io
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gantools import fileio
 from gantools.errors import UserError
 
 CONFIDENCE = 0.8
@@ -52,23 +57,46 @@ def train_classifier() -> Classifier:
     return Classifier(model.coef_, model.intercept_)
 
 
+# What reading a damaged cache file raises: truncated or foreign (BadZipFile, EOFError), a bad
+# compressed stream (zlib.error), missing members (KeyError), wrong contents (ValueError), unreadable.
+_DAMAGED = (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, zlib.error)
+
+
 def load_classifier(cache: Path | None) -> Classifier:
-    """The classifier from ``cache/digits_logreg_v1.npz``, trained and written there when absent
-    or unreadable (written atomically); without a cache directory, trained in memory."""
+    """The classifier from ``cache/digits_logreg_v1.npz``; without a cache directory, trained in memory.
+
+    A missing cache file is trained and written (atomically). A damaged or unreadable one is
+    reported with one warning, retrained and replaced; a cache that cannot be written is
+    reported too, and the classifier is still returned.
+    """
     if cache is None:
         return _in_memory()
     path = Path(cache) / CACHE_NAME
-    if path.is_file():
+    if path.exists():
         try:
-            with np.load(path) as archive:
-                return Classifier(archive["coef"], archive["intercept"])
-        except (OSError, KeyError, ValueError):
-            pass  # damaged cache: retrain below and replace it
+            return _read_cache(path)
+        except _DAMAGED as exc:
+            warnings.warn(f"digits metric: the cached classifier {path} is damaged or unreadable "
+                          f"({type(exc).__name__}: {exc}); retraining it", stacklevel=2)
     classifier = train_classifier()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, coef=classifier.coef, intercept=classifier.intercept)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.savez(buffer, coef=classifier.coef, intercept=classifier.intercept)
+    try:
+        fileio.atomic_write(path, buffer.getvalue())
+    except OSError as exc:
+        warnings.warn(f"digits metric: could not cache the classifier in {path}: {exc}", stacklevel=2)
+    return classifier
+
+
+def _read_cache(path: Path) -> Classifier:
+    """The classifier in an .npz cache file; raises one of _DAMAGED when it is not a sound one."""
+    with open(path, "rb") as handle:  # our handle: np.load leaks its own when the zip is damaged
+        archive = np.load(handle, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        classifier = Classifier(archive["coef"], archive["intercept"])
+    if not (np.isfinite(classifier.coef).all() and np.isfinite(classifier.intercept).all()):
+        raise ValueError("non-finite coefficients")
     return classifier
 
 

@@ -60,25 +60,6 @@ def _real_digits(size=16):
     return data.get_batch(torch.arange(len(data)))
 
 
-def test_digits_classifier_is_cached_and_a_damaged_cache_is_retrained(tmp_path, monkeypatch):
-    classifier = digits_metric.load_classifier(tmp_path)
-    path = tmp_path / digits_metric.CACHE_NAME
-    assert path.is_file()
-
-    def no_training():
-        raise AssertionError("retrained although the cache was valid")
-
-    monkeypatch.setattr(digits_metric, "train_classifier", no_training)
-    cached = digits_metric.load_classifier(tmp_path)
-    np.testing.assert_array_equal(cached.coef, classifier.coef)
-    monkeypatch.undo()
-    path.write_bytes(b"not an npz")
-    again = digits_metric.load_classifier(tmp_path)
-    np.testing.assert_allclose(again.coef, classifier.coef)
-    with np.load(path) as archive:  # the damaged file was replaced
-        assert archive["coef"].shape == (10, 64)
-
-
 def test_digits_figures_on_real_digits_and_one_class(tmp_path):
     from sklearn.datasets import load_digits
 
