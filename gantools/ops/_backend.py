@@ -113,8 +113,3 @@ def backends() -> dict[str, str]:
         devices = [key for device, key in _DISPATCH_KEYS.items() if _has_kernel(op, device)]
         result[op] = f"native ({', '.join(devices)})"
     return result
-
-
-def describe() -> str:
-    """One line for `gantools info`: each op's backend."""
-    return "; ".join(f"{op}: {how}" for op, how in backends().items())
