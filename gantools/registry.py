@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import inspect
+import numbers
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from gantools.errors import PluginLoadError, UserError
-from gantools.specs import GROUPS, SINGULAR
+from gantools.specs import GROUPS, SINGULAR, check_kind
 
 # (distribution name, distribution version, entry point)
 Source = Callable[[], Iterable[tuple[str, str, md.EntryPoint]]]
@@ -62,7 +64,7 @@ class Registry:
                      for dist, version, ep in self._source() if ep.group in kinds]
             self._infos = sorted(infos, key=lambda i: (i.kind, i.name, i.distribution))
         if kind is not None:
-            _check_kind(kind)
+            check_kind(kind)
             return [i for i in self._infos if i.kind == kind]
         return list(self._infos)
 
@@ -90,35 +92,60 @@ class Registry:
             try:
                 obj = info.entry_point.load()
             except Exception as exc:  # any import-time failure of third-party code
-                raise PluginLoadError(
-                    f"{SINGULAR[kind]} plugin '{name}' from distribution '{info.distribution}' "
-                    f"(entry point {info.value}) failed to load: {type(exc).__name__}: {exc}") from exc
+                raise plugin_error(info, "failed to load", exc) from exc
             if not callable(obj):
-                raise PluginLoadError(
-                    f"{SINGULAR[kind]} plugin '{name}' from distribution '{info.distribution}' "
-                    f"(entry point {info.value}) is not a factory (got {type(obj).__name__})")
+                raise plugin_error(info, f"is not a factory (got {type(obj).__name__})")
             self._loaded[key] = obj
         return self._loaded[key]
 
     def create(self, kind: str, name: str, options: dict[str, Any] | None = None) -> Any:
-        """Load a plugin and call its factory with validated, type-converted options."""
+        """Load a plugin and call its factory with validated, type-converted options.
+
+        A bad option (unknown key, unreadable or wrongly typed value) is a UserError; anything
+        but a UserError raised by the factory's own code is a bug in the plugin, a PluginLoadError
+        naming the plugin, its distribution and the cause.
+        """
         factory = self.load(kind, name)
-        kwargs = coerce_options(factory, options or {}, f"{SINGULAR[kind]} '{name}'")
+        info = self.info(kind, name)
+        what = f"{SINGULAR[kind]} '{name}'"
+        kwargs = coerce_options(factory, options or {}, what)
+        required = required_parameters(factory)
+        if required:
+            raise plugin_error(info, f"cannot be created from options: its factory's parameter(s) "
+                                     f"{', '.join(required)} have no default")
+        try:
+            inspect.signature(factory).bind(**kwargs)
+        except TypeError as exc:
+            raise UserError(f"{what}: bad options {kwargs}: {exc}") from None
         try:
             return factory(**kwargs)
         except UserError:
             raise
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"{SINGULAR[kind]} '{name}': bad options {kwargs}: {exc}") from exc
+        except Exception as exc:  # the plugin's own code failed, not the user's options
+            raise plugin_error(info, "failed to start", exc) from exc
 
     def options(self, kind: str, name: str) -> dict[str, Any]:
         """The plugin's option names and default values."""
         return option_defaults(self.load(kind, name))
 
 
-def _check_kind(kind: str) -> None:
-    if kind not in GROUPS:
-        raise UserError(f"unknown plugin kind '{kind}'; choose from {', '.join(GROUPS)}")
+def plugin_error(info: PluginInfo, what: str, exc: BaseException | None = None) -> PluginLoadError:
+    """A one-line PluginLoadError naming the plugin, its distribution, entry point and the cause."""
+    cause = ""
+    if exc is not None:
+        lines = str(exc).strip().splitlines()
+        cause = f": {type(exc).__name__}" + (f": {lines[0]}" if lines else "")
+    return PluginLoadError(f"{SINGULAR[info.kind]} plugin '{info.name}' from distribution '{info.distribution}' "
+                           f"(entry point {info.value}) {what}{cause}")
+
+
+def required_parameters(factory: Callable) -> list[str]:
+    """Parameters a factory cannot be called without (plugin options must all have defaults)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except ValueError:  # no signature to read: trust it
+        return []
+    return [p.name for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
 def option_defaults(factory: Callable) -> dict[str, Any]:
@@ -136,7 +163,8 @@ def coerce_options(factory: Callable, options: dict[str, Any], what: str) -> dic
         if key not in schema:
             known = ", ".join(f"{k}={v!r}" for k, v in schema.items()) or "none"
             raise UserError(f"{what} has no option '{key}'; its options: {known}")
-        out[key] = convert_value(value, schema[key], f"{what} option {key}")
+        out[key] = check_type(convert_value(value, schema[key], f"{what} option {key}"), schema[key],
+                              f"{what} option {key}")
     return out
 
 
@@ -163,6 +191,40 @@ def convert_value(value: Any, default: Any, what: str) -> Any:
             return type(default)(convert_value(t, elem, what) for t in items)
     except ValueError as exc:
         raise UserError(f"{what}: cannot read {value!r} as {type(default).__name__} ({exc})") from None
+    return value
+
+
+def check_type(value: Any, default: Any, what: str) -> Any:
+    """``value`` as the type of ``default`` where that is lossless (3 -> 3.0, 3.0 -> 3, a list ->
+    a tuple, a path -> str); UserError for a value of another type (3.5 for an int option, 1 for a
+    string, 1 for a bool). A None default accepts anything."""
+    if default is None:
+        return value
+    expected = type(default).__name__
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, numbers.Integral):
+        whole = isinstance(value, float) and value.is_integer()
+        ok = whole or isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        value = int(value) if ok else value
+    elif isinstance(default, numbers.Real):
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        value = os.fspath(value) if isinstance(value, os.PathLike) else value
+        ok = isinstance(value, str)
+    elif isinstance(default, (tuple, list)):
+        ok = isinstance(value, (tuple, list))
+        if ok and default and len({type(d) for d in default}) == 1:
+            value = [check_type(v, default[0], what) for v in value]
+        value = type(default)(value) if ok else value
+    elif isinstance(default, dict):
+        ok = isinstance(value, dict)
+    else:
+        ok = True
+    if not ok:
+        raise UserError(f"{what}: expected {expected} like its default {default!r}, got {type(value).__name__} "
+                        f"{value!r}")
     return value
 
 

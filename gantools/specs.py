@@ -6,18 +6,25 @@ A plugin is one module exposing one public object, registered under an entry-poi
 That object is a *factory*, usually a class: gantools calls it with the user's plugin options
 as keyword arguments (``--arch-opt width=32`` -> ``factory(width=32)``) and uses the returned
 instance. The factory's keyword parameters and their defaults ARE the plugin's option schema:
-unknown keys are refused, and string values from the command line are converted to the type of
-the default. Optional abilities are attributes read with a default (``getattr(obj, name, None)``).
+every parameter needs a default, unknown keys are refused, and string values from the command
+line are converted to the type of the default.
 
-The classes below are documentation and optional base classes; plugins need not inherit them.
+The contracts below are ``typing.Protocol``s: plugins need not inherit anything, and
+``isinstance(obj, Loss)`` tells whether an object has a group's required methods. Optional
+abilities are small Protocols of their own, read with a default (``getattr(obj, name, None)``;
+None means absent); optional data attributes and their defaults are listed in ``ATTRIBUTES``.
+``problems(kind, obj)`` lists every way a created plugin object falls short of its contract.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 from torch import nn
+
+from gantools.errors import UserError
 
 GROUPS = {
     "architectures": "gantools.architectures",
@@ -63,12 +70,13 @@ class JointContext:
     real_batch: Callable[[], torch.Tensor]
 
 
-class Architecture:
+# ---- Architectures ----------------------------------------------------------------------------
+@runtime_checkable
+class Architecture(Protocol):
     """Builds the networks. ``image_shape`` is (C, H, W) for images or (2,) for 2-D points."""
 
     def generator(self, z_dim: int, image_shape: tuple[int, ...]) -> nn.Module:
         """Return G mapping (N, z_dim) latents to (N, *image_shape) samples (tanh range for images)."""
-        ...
 
     def discriminator(self, image_shape: tuple[int, ...], *, per_sample: bool) -> nn.Module:
         """Return the critic mapping (N, *image_shape) to (N,) scores.
@@ -77,112 +85,177 @@ class Architecture:
             per_sample: True when the loss needs each sample's score to depend on that sample
                 only (gradient penalties): no BatchNorm then; use no or layer normalisation.
         """
-        ...
-
-    # Optional: encoder_trunk(image_shape) -> (nn.Module, features: int), the critic's conv
-    # trunk with fresh weights, used by encoder-style inverters.
-    # Optional: check_shape(image_shape) raising gantools.errors.UserError when unsupported.
 
 
-class Loss:
-    """An adversarial objective. ``defaults`` are the published recipe the trainer uses unless
-    the dataset recommends or the user sets something else:
-    ``{"n_critic": int, "optimizer": "adam"|"rmsprop", "lr": float, "betas": (float, float)}``.
-    ``per_sample`` (default False) says the critic must not couple samples (see Architecture).
+@runtime_checkable
+class ShapeCheck(Protocol):
+    """Optional for architectures: refuse data shapes the networks cannot be built for."""
+
+    def check_shape(self, image_shape: tuple[int, ...]) -> None:
+        """Raise gantools.errors.UserError when ``image_shape`` is unsupported."""
+
+
+@runtime_checkable
+class EncoderTrunk(Protocol):
+    """Optional for architectures: a trunk that encoder-style inverters build on."""
+
+    def encoder_trunk(self, image_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+        """Return the critic's conv trunk with fresh weights, mapping (N, *image_shape) to
+        (N, features), and ``features``."""
+
+
+# ---- Losses -----------------------------------------------------------------------------------
+@runtime_checkable
+class Loss(Protocol):
+    """An adversarial objective.
+
+    Optional attributes (see ATTRIBUTES):
+        defaults: the published recipe the trainer uses unless the dataset recommends or the
+            user sets something else: ``{"n_critic": int, "optimizer": "adam"|"rmsprop",
+            "lr": float, "betas": (float, float)}`` (any subset; default {}).
+        per_sample: True when the critic must not couple samples (see Architecture); default False.
     """
-
-    defaults: dict[str, Any] = {}
-    per_sample: bool = False
 
     def discriminator_loss(self, critic: nn.Module, real: torch.Tensor,
                            fake: torch.Tensor) -> tuple[torch.Tensor, Logs]:
         """Critic objective to MINIMISE, and logs (e.g. d_real, d_fake, wasserstein, penalty)
         as floats or detached scalar tensors (the trainer averages them between log lines)."""
-        ...
 
     def generator_loss(self, critic: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Logs]:
         """Generator objective to MINIMISE, and logs."""
-        ...
-
-    # Optional: after_discriminator_step(critic) -> None, e.g. WGAN weight clipping.
-    # Optional: state_dict() -> dict / load_state_dict(state), plain data the loss keeps between
-    #     steps (e.g. a lazy penalty's schedule); saved in checkpoints so a resumed run continues it.
 
 
-class Inverter:
+@runtime_checkable
+class AfterDiscriminatorStep(Protocol):
+    """Optional for losses: a hook after each critic update."""
+
+    def after_discriminator_step(self, critic: nn.Module) -> None:
+        """Change the critic after its optimiser step (e.g. WGAN weight clipping)."""
+
+
+@runtime_checkable
+class Stateful(Protocol):
+    """Plain data (tensors, numbers, dicts) saved and restored with a run or an inverter file."""
+
+    def state_dict(self) -> dict:
+        """Return the state."""
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned."""
+
+
+@runtime_checkable
+class StatefulLoss(Stateful, Protocol):
+    """Optional for losses: what the loss keeps between steps (e.g. a lazy penalty's schedule),
+    saved in checkpoints so that a resumed run continues it."""
+
+
+# ---- Inverters --------------------------------------------------------------------------------
+@runtime_checkable
+class Inverter(Protocol):
     """Maps images back to latents (gantools.inversion fits, loads and scores them).
 
-    Attributes:
-        needs_fit: True (default) when ``encode`` works only after ``fit`` (a learned encoder);
-            False for inverters that work from the generator alone (gradient descent on z).
+    Optional attributes (see ATTRIBUTES):
+        needs_fit: True (default) when ``encode`` works only after ``fit`` (a learned encoder,
+            FittedInverter); False for inverters that work from the generator alone (gradient
+            descent on z).
         joint: True for inverters trained with the GAN (ALI, VAE-GAN) through the trainer's
-            hooks, ``attach(trainer)``.
+            hooks (JointInverter); default False. ``joint`` wins over ``needs_fit``.
     """
-
-    needs_fit: bool = True
-    joint: bool = False
 
     def setup(self, run, registry=None) -> None:
         """Bind to a gantools.api.Run (generator frozen in eval mode; ``run.config``,
-        ``run.data_shape``, ``run.device``) and build any networks, untrained."""
-        ...
+        ``run.data_shape``, ``run.device``, ``run.memory_format``) and build any networks, untrained."""
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Return latents (N, z_dim) whose generations reconstruct ``images`` (N, C, H, W)
         in [-1, 1]. Called with gradients enabled, so it may optimise through the generator."""
-        ...
-
-    # Joint inverters (joint = True), hooks called by the trainer with a JointContext ``ctx``:
-    #   attach(ctx): build networks for ctx.data_shape / ctx.z_dim on ctx.device in ctx.memory_format
-    #       (ctx.arch, .loss, .critic, .generator are there to use); optional attribute
-    #       ``discriminator``: a module that replaces the critic in the loss plugin's critic objective;
-    #   parameters(): the inverter's networks trained with the generator's optimiser;
-    #   critic_inputs(real, z, fake) -> (real_in, fake_in): what the critic objective compares;
-    #   generator_loss(ctx, z, fake) -> (loss, logs): the objective of G and the inverter
-    #       (ctx.real_batch() gives a real batch);
-    #   setup(run), encode, state_dict/load_state_dict as above (saved in the checkpoint and in
-    #       RUN/inverters/NAME.pt at the end of training).
-    # Post-hoc inverters with needs_fit:
-    #   fit(run, steps: int | None, log: Callable[[int, dict[str, float]], None]) -> None
-    #       train against the frozen generator (steps None: the inverter's default) and report
-    #       costs through log(step, {"name": value});
-    #   state_dict() / load_state_dict(state): what fit learnt, saved in RUN/inverters/NAME.pt.
 
 
-class Dataset:
-    """Training data. ``build(arg, image_size, channels)`` returns a torch Dataset whose items
-    are float tensors in [-1, 1] of shape (C, H, W), or 2-D points of shape (2,).
+@runtime_checkable
+class FittedInverter(Stateful, Protocol):
+    """Required of post-hoc inverters with ``needs_fit``: trained after the GAN, against its frozen
+    generator; the state is what fit learnt, saved in RUN/inverters/NAME.pt."""
 
-    Attributes:
-        kind: "images" or "points".
+    def fit(self, run, steps: int | None, log: Callable[[int, dict[str, float]], None]) -> None:
+        """Train against the frozen generator (``steps`` None: the inverter's default) and report
+        costs through ``log(step, {"name": value})``."""
+
+
+@runtime_checkable
+class JointInverter(Stateful, Protocol):
+    """Required of inverters with ``joint``: hooks the trainer calls with a JointContext ``ctx``.
+
+    ``setup``/``encode`` serve as for any inverter after training; the state is saved in the
+    checkpoint and in RUN/inverters/NAME.pt at the end of training.
+    Optional attribute, after ``attach``: ``discriminator``, a module that replaces the critic in
+    the loss plugin's critic objective.
+    """
+
+    def attach(self, ctx: JointContext) -> None:
+        """Build networks for ctx.data_shape / ctx.z_dim on ctx.device in ctx.memory_format
+        (ctx.arch, .loss, .critic, .generator are there to use)."""
+
+    def parameters(self):
+        """The inverter's networks' parameters, trained with the generator's optimiser."""
+
+    def critic_inputs(self, real: torch.Tensor, z: torch.Tensor,
+                      fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real_in, fake_in): what the critic objective compares."""
+
+    def generator_loss(self, ctx: JointContext, z: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, Logs]:
+        """The objective of G and the inverter, and logs (``ctx.real_batch()`` gives a real batch)."""
+
+
+# ---- Datasets ---------------------------------------------------------------------------------
+@runtime_checkable
+class Dataset(Protocol):
+    """Training data.
+
+    Optional attributes (see ATTRIBUTES):
+        kind: "images" (default) or "points".
         recommended: settings this data trains best with (e.g. image_size, n_critic, lr, ema);
             the run applies them unless the user overrides them. A "loss:NAME" key holds a
             dict of settings that apply only with that loss (a recipe tuned for WGAN-GP must
             not change a weight-clipped WGAN's learning rate); an "arch:NAME" key, settings
-            for one architecture (e.g. its arch_opts).
-    The returned torch Dataset may offer ``get_batch(indices: LongTensor) -> Tensor`` as a
-    fast path; otherwise items are stacked.
+            for one architecture (e.g. its arch_opts). Default {}.
     """
 
-    kind: str = "images"
-    recommended: dict[str, Any] = {}
-
-    def build(self, arg: str | None, image_size: int | None,
-              channels: int | None) -> torch.utils.data.Dataset:
-        """Load the data. ``arg`` is what follows ``name:`` on the command line (a path, a
-        variant) or None; ``image_size``/``channels`` are the requested resolution and
-        channel count, None meaning the data's own."""
-        ...
+    def build(self, arg: str | None, image_size: int | None, channels: int | None) -> torch.utils.data.Dataset:
+        """Load the data: a torch Dataset whose items are float tensors in [-1, 1] of shape
+        (C, H, W), or 2-D points of shape (2,); it may be a BatchDataset. ``arg`` is what follows
+        ``name:`` on the command line (a path, a variant) or None; ``image_size``/``channels``
+        are the requested resolution and channel count, None meaning the data's own."""
 
 
-class Metric:
+@runtime_checkable
+class BatchDataset(Protocol):
+    """Optional for the torch Dataset that ``Dataset.build`` returns: a fast path for batches
+    (otherwise items are stacked)."""
+
+    def get_batch(self, indices: torch.Tensor) -> torch.Tensor:
+        """The items at ``indices`` (a LongTensor) as one (B, *item_shape) float tensor."""
+
+
+@runtime_checkable
+class KnownModes(Protocol):
+    """Optional for point datasets that are mixtures of Gaussians (the ``modes`` metric uses it)."""
+
+    def modes(self, arg: str | None) -> Any:
+        """The (K, 2) mode centres of the variant ``arg``; UserError for a variant without modes."""
+
+    def std(self, arg: str | None) -> float:
+        """The standard deviation of every mode of the variant ``arg``."""
+
+
+# ---- Metrics ----------------------------------------------------------------------------------
+@runtime_checkable
+class Metric(Protocol):
     """Scores generated samples (gantools.metrics.evaluate, ``gantools eval``).
 
-    Attributes:
-        kinds: the data kinds it applies to, ("images",) and/or ("points",).
+    Optional attribute (see ATTRIBUTES):
+        kinds: the data kinds it applies to, ("images",) (default) and/or ("points",).
     """
-
-    kinds: tuple[str, ...] = ("images",)
 
     def evaluate(self, samples: torch.Tensor, ctx) -> dict[str, Any]:
         """Figures for ``samples`` (n, C, H, W) in [-1, 1] or (n, 2) points, on the CPU, as a
@@ -190,7 +263,156 @@ class Metric:
         ``ctx.real(n)`` gives real data, ``ctx.run`` the run, ``ctx.cache_dir`` a cache. A figure
         whose meaning depends on a choice the user made (e.g. FID's feature extractor) carries
         a ``"label"`` string saying so."""
-        ...
 
-    # Optional: applies(ctx) -> str | None, the reason the metric does not apply to this run
-    # beyond its data kind (e.g. `modes` needs a dataset whose plugin knows its modes).
+
+@runtime_checkable
+class Applies(Protocol):
+    """Optional for metrics: whether it applies to a run beyond its data kind."""
+
+    def applies(self, ctx) -> str | None:
+        """None when the metric applies to ``ctx.run``, else the reason it does not (e.g. `modes`
+        needs a dataset whose plugin knows its modes)."""
+
+
+# ---- Checking objects against the contracts ---------------------------------------------------
+CONTRACTS: dict[str, type] = {"architectures": Architecture, "losses": Loss, "inverters": Inverter,
+                              "datasets": Dataset, "metrics": Metric}
+
+# Optional abilities by group: if an object has any method of one, it must have all of them.
+# (An inverter's abilities are required by its flags instead: see required_abilities.)
+ABILITIES: dict[str, tuple[type, ...]] = {"architectures": (ShapeCheck, EncoderTrunk),
+                                          "losses": (AfterDiscriminatorStep, StatefulLoss),
+                                          "inverters": (), "datasets": (KnownModes,), "metrics": (Applies,)}
+
+LOSS_DEFAULT_KEYS = ("n_critic", "optimizer", "lr", "betas")
+DATA_KINDS = ("images", "points")
+
+
+def _flag(value) -> str | None:
+    return None if isinstance(value, bool) else "must be True or False"
+
+
+def _table(value) -> str | None:
+    return None if isinstance(value, dict) else "must be a dict"
+
+
+def _loss_defaults(value) -> str | None:
+    if not isinstance(value, dict):
+        return "must be a dict"
+    extra = sorted(set(value) - set(LOSS_DEFAULT_KEYS))
+    return f"has keys {extra} outside {', '.join(LOSS_DEFAULT_KEYS)}" if extra else None
+
+
+def _kind(value) -> str | None:
+    return None if value in DATA_KINDS else f"must be one of {', '.join(DATA_KINDS)}"
+
+
+def _kinds(value) -> str | None:
+    if not isinstance(value, (tuple, list)) or not value or any(v not in DATA_KINDS for v in value):
+        return f"must be a non-empty tuple of {', '.join(DATA_KINDS)}"
+    return None
+
+
+# Optional data attributes: name -> (default when absent, check returning what is wrong or None).
+ATTRIBUTES: dict[str, dict[str, tuple[Any, Callable[[Any], str | None]]]] = {
+    "architectures": {},
+    "losses": {"defaults": ({}, _loss_defaults), "per_sample": (False, _flag)},
+    "inverters": {"needs_fit": (True, _flag), "joint": (False, _flag)},
+    "datasets": {"kind": ("images", _kind), "recommended": ({}, _table)},
+    "metrics": {"kinds": (("images",), _kinds)},
+}
+
+
+def check_kind(kind: str) -> None:
+    """Refuse a plugin group name that does not exist."""
+    if kind not in GROUPS:
+        raise UserError(f"unknown plugin kind '{kind}'; choose from {', '.join(GROUPS)}")
+
+
+def attribute(kind: str, obj: Any, name: str) -> Any:
+    """An optional data attribute of a plugin object, or its documented default (ATTRIBUTES)."""
+    check_kind(kind)
+    return getattr(obj, name, ATTRIBUTES[kind][name][0])
+
+
+def members(protocol: type) -> list[str]:
+    """The methods a Protocol asks for, its own in the order they are documented, then its bases'."""
+    names: list[str] = []
+    for cls in protocol.__mro__:
+        if cls is protocol or Protocol in cls.__bases__:
+            names += [n for n, v in vars(cls).items() if inspect.isfunction(v) and not n.startswith("_")
+                      and n not in names]
+    return names
+
+
+def required_abilities(kind: str, obj: Any) -> tuple[type, ...]:
+    """Abilities an object's own flags make mandatory: a joint inverter's hooks, a fitted one's fit."""
+    if kind != "inverters":
+        return ()
+    if attribute(kind, obj, "joint"):
+        return (JointInverter,)
+    return (FittedInverter,) if attribute(kind, obj, "needs_fit") else ()
+
+
+def _call_problem(protocol: type, name: str, method: Callable) -> str | None:
+    """Whether ``method`` accepts the call the contract makes: required parameters positionally,
+    the others by keyword."""
+    args, kwargs, shown = [], {}, []
+    for p in list(inspect.signature(getattr(protocol, name)).parameters.values())[1:]:  # without self
+        if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty:
+            args.append(None)
+            shown.append(p.name)
+        else:
+            kwargs[p.name] = None
+            shown.append(f"{p.name}=...")
+    try:
+        inspect.signature(method).bind(*args, **kwargs)
+    except ValueError:  # no signature to read (some builtins): cannot tell
+        return None
+    except TypeError as exc:
+        return f"{name}({', '.join(shown)}) cannot be called as the contract does: {exc}"
+    return None
+
+
+def _method_problems(protocol: type, obj: Any, required: bool) -> list[str]:
+    present = {n: getattr(obj, n, None) for n in members(protocol)}
+    if not required and all(v is None for v in present.values()):
+        return []  # an optional ability the object does not offer
+    out = []
+    for name, value in present.items():
+        if value is None:
+            why = "required" if protocol in CONTRACTS.values() else f"{protocol.__name__} needs it"
+            out.append(f"missing method '{name}' ({why})")
+        elif not callable(value):
+            out.append(f"'{name}' is not callable (a {type(value).__name__}: {value!r}; {protocol.__name__})")
+        else:
+            problem = _call_problem(protocol, name, value)
+            if problem:
+                out.append(problem)
+    return out
+
+
+def problems(kind: str, obj: Any) -> list[str]:
+    """How a created plugin object fails its group's contract; empty when it meets it.
+
+    Lists missing or uncallable required methods, methods that cannot be called the way gantools
+    calls them, optional abilities offered in part (state_dict without load_state_dict) or as
+    non-callables, abilities its flags make mandatory (fit for needs_fit, the hooks for joint),
+    and optional attributes of the wrong type or value.
+
+    Args:
+        kind: the plugin group ("architectures", "losses", "inverters", "datasets", "metrics").
+        obj: what the plugin's factory returned.
+    """
+    check_kind(kind)
+    out: list[str] = []
+    for name, (_, check) in ATTRIBUTES[kind].items():
+        if hasattr(obj, name):
+            wrong = check(getattr(obj, name))
+            if wrong:
+                out.append(f"attribute '{name}' {wrong} (got {getattr(obj, name)!r})")
+    out += _method_problems(CONTRACTS[kind], obj, required=True)
+    required = required_abilities(kind, obj)
+    for ability in (*required, *ABILITIES[kind]):
+        out += [p for p in _method_problems(ability, obj, ability in required) if p not in out]
+    return out

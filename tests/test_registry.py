@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 import types
 from importlib.metadata import EntryPoint
+from pathlib import Path
 
 import pytest
 
@@ -19,11 +20,32 @@ class GoodLoss:
         self.scale, self.steps, self.flag, self.betas, self.mode = scale, steps, flag, betas, mode
 
 
+class BuggyLoss:
+    """Its constructor has a bug: it raises whatever ``error`` names, whatever the options."""
+
+    def __init__(self, error: str = "ValueError", scale: float = 1.0):
+        if error == "ValueError":
+            raise ValueError("math domain error\nsecond line of the traceback text")
+        if error == "TypeError":
+            len(scale)  # TypeError: object of type 'float' has no len()
+        if error == "UserError":
+            raise UserError("buggy loss: scale must be positive")
+
+
+class NeedsPath:
+    """A factory whose parameter has no default: it cannot be created from options alone."""
+
+    def __init__(self, path, scale: float = 1.0):
+        self.path = path
+
+
 @pytest.fixture
 def fake_modules(monkeypatch):
     """Importable modules for the fake entry points; `boom` fails at import time."""
     good = types.ModuleType("fake_good")
     good.loss = GoodLoss
+    good.buggy = BuggyLoss
+    good.needs_path = NeedsPath
     good.not_callable = 42
     monkeypatch.setitem(sys.modules, "fake_good", good)
     monkeypatch.delitem(sys.modules, "fake_boom", raising=False)
@@ -106,5 +128,62 @@ def test_installed_builtins_are_found_through_entry_points():
     names = {(i.kind, i.name): i.distribution for i in reg.find()}
     for key in [("architectures", "dcgan"), ("architectures", "mlp"), ("losses", "gan"), ("losses", "wgan"),
                 ("losses", "wgan-gp"), ("datasets", "digits"), ("datasets", "folder"), ("datasets", "npz"),
-                ("datasets", "toy")]:
+                ("datasets", "toy"), ("inverters", "encoder"), ("inverters", "ali"), ("metrics", "fid"),
+                ("metrics", "modes")]:
         assert names[key] == "gantools"
+
+
+@pytest.mark.parametrize("error,cause", [("ValueError", "ValueError: math domain error"),
+                                         ("TypeError", "TypeError: object of type 'float' has no len()")])
+def test_a_bug_in_the_plugins_constructor_names_plugin_distribution_and_cause(fake_modules, error, cause):
+    reg = make_registry(("buggy-dist", "losses", "buggy", "fake_good:buggy"))
+    with pytest.raises(PluginLoadError) as err:
+        reg.create("losses", "buggy", {"error": error})
+    message = str(err.value)
+    assert message == (f"loss plugin 'buggy' from distribution 'buggy-dist' (entry point fake_good:buggy) "
+                       f"failed to start: {cause}")
+    assert "bad option" not in message and "\n" not in message
+    assert isinstance(err.value.__cause__, (ValueError, TypeError))  # the traceback stays reachable
+
+
+def test_a_user_error_from_the_plugins_own_checks_is_not_a_plugin_bug(fake_modules):
+    reg = make_registry(("d", "losses", "buggy", "fake_good:buggy"))
+    with pytest.raises(UserError) as err:
+        reg.create("losses", "buggy", {"error": "UserError"})
+    assert type(err.value) is UserError and str(err.value) == "buggy loss: scale must be positive"
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"width": "3"}, "loss 'buggy' has no option 'width'; its options: error='ValueError', scale=1.0"),
+    ({"scale": "big"}, "loss 'buggy' option scale: cannot read 'big' as float"),
+    ({"scale": [1.0]}, "loss 'buggy' option scale: expected float like its default 1.0, got list [1.0]"),
+    ({"error": 3}, "loss 'buggy' option error: expected str like its default 'ValueError', got int 3"),
+])
+def test_bad_options_stay_user_errors_even_for_a_buggy_plugin(fake_modules, options, message):
+    # The options are refused before the factory runs, so its bug never shows and the user is told.
+    reg = make_registry(("d", "losses", "buggy", "fake_good:buggy"))
+    with pytest.raises(UserError) as err:
+        reg.create("losses", "buggy", options)
+    assert not isinstance(err.value, PluginLoadError)
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize("value,default,expected", [
+    (3, 1.5, 3.0), (4.0, 2, 4), ([0, 0.99], (0.5, 0.9), (0.0, 0.99)), (Path("/x/w.pth"), "", "/x/w.pth"),
+    (True, False, True), ({"a": 1}, {}, {"a": 1}), ("anything", None, "anything")])
+def test_lossless_option_values_are_converted_to_the_defaults_type(value, default, expected):
+    converted = coerce_options(lambda opt=default: None, {"opt": value}, "x")["opt"]
+    assert converted == expected and type(converted) is type(expected)
+
+
+@pytest.mark.parametrize("value,default", [(3.5, 1), (True, 1), (1, True), (5, (1.0,)), (["a"], (1.0,)),
+                                           (1, "s"), (None, 1.0), ([1], {})])
+def test_wrongly_typed_option_values_are_user_errors(value, default):
+    with pytest.raises(UserError, match="x option opt: expected"):
+        coerce_options(lambda opt=default: None, {"opt": value}, "x")
+
+
+def test_a_factory_with_a_parameter_without_default_is_a_plugin_error(fake_modules):
+    reg = make_registry(("path-dist", "losses", "p", "fake_good:needs_path"))
+    with pytest.raises(PluginLoadError, match=r"'path-dist'.*cannot be created from options: .*path have no default"):
+        reg.create("losses", "p", {"scale": "2"})
