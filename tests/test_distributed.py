@@ -13,7 +13,7 @@ import torch
 import gantools
 from gantools import checkpoint as ckpt
 from gantools import distributed, ops
-from gantools.cli import _without_nproc
+from gantools.cli.run import _without_nproc
 from gantools.errors import UserError
 
 # mlp + wgan-gp on 8 gaussians: no BatchNorm, so 2 ranks of 16 rows are exactly 1 process of 32.

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from gantools.cli import CONTEXT, parse_pairs
+from gantools.cli.options import CONTEXT, parse_pairs
 from gantools.errors import UserError
 
 

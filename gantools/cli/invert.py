@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
+from gantools.cli.options import CONTEXT, inverter_options, inverter_opts
 from gantools.errors import UserError
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True}
 
 
 class _DefaultCommandGroup(click.Group):
@@ -21,22 +20,6 @@ class _DefaultCommandGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
-
-
-def inverter_options(func):
-    """RUN_DIR, --inverter, --inverter-opt and --device: the arguments every inversion command takes."""
-    func = click.option("--inverter-opt", "inverter_opt", multiple=True, metavar="KEY=VALUE",
-                        help="inverter option (repeatable); see gantools list inverters")(func)
-    func = click.option("--inverter", "inverter", required=True, help="inverter plugin name")(func)
-    func = click.option("--device", default="cpu", help="cpu or cuda")(func)
-    return click.argument("run_dir", type=click.Path())(func)
-
-
-def inverter_opts(pairs: tuple[str, ...]) -> dict[str, str]:
-    """--inverter-opt KEY=VALUE pairs as a dict."""
-    from gantools.cli import parse_pairs
-
-    return parse_pairs(pairs, "--inverter-opt")
 
 
 def _dataset_images(run, name: str, arg: str | None, options: dict | None = None,

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import click
 
-from gantools.cli_invert import inverter_options, inverter_opts
+from gantools.cli.options import CONTEXT, inverter_options, inverter_opts
 from gantools.errors import UserError
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True}
 
 
 def _common(func):
@@ -25,7 +23,7 @@ def _setup(run_dir: str, inverter: str, inverter_opt, images: str | None, n: int
     """The run, the ready inverter, and up to n real images."""
     from gantools import inversion
     from gantools.api import load_run
-    from gantools.cli_invert import load_images, run_images
+    from gantools.cli.invert import load_images, run_images
 
     run = load_run(run_dir, device=device)
     inv = inversion.load(run, inverter, inverter_opts(inverter_opt))
