@@ -7,7 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from gantools.cli import main
+from click.testing import CliRunner
+
+from gantools import distributed
+from gantools.cli import cli, main
 
 TINY_FLAGS = ["--arch", "mlp", "--dataset", "toy:8gaussians", "--dataset-opt", "n=256", "--arch-opt", "hidden=16",
               "--z-dim", "2", "--batch-size", "32", "--steps", "4", "--no-progress"]
@@ -104,3 +107,24 @@ def test_help_shows_defaults(capsys):
     assert code == 0
     assert "--arch TEXT" in out and "[default: (dcgan)]" in out and "[default: (64)]" in out
     assert "[default: (the loss's recipe)]" in out
+
+
+RUN_ARGS = ["--arch", "mlp", "--nproc", "2", "--steps", "3", "--arch-opt", "hidden=16", "--nproc=2", "--no-progress"]
+PASSED_ON = ["run", "--arch", "mlp", "--steps", "3", "--arch-opt", "hidden=16", "--no-progress"]
+
+
+@pytest.mark.parametrize("call", ["main", "cli.main", "CliRunner"])
+def test_nproc_relaunches_with_runs_own_arguments(call, monkeypatch):
+    launched = []
+    monkeypatch.setattr(distributed, "launch", lambda nproc, args: launched.append((nproc, args)) or 0)
+    monkeypatch.setattr(sys, "argv", ["gantools", "sample", "elsewhere"])  # never read: run has its own
+    if call == "main":
+        with pytest.raises(SystemExit) as exit_info:
+            main(["run", *RUN_ARGS])
+        code = exit_info.value.code
+    elif call == "cli.main":
+        code = cli.main(args=["run", *RUN_ARGS], standalone_mode=False)
+    else:
+        code = CliRunner().invoke(cli, ["run", *RUN_ARGS]).exit_code
+    assert code == 0
+    assert launched == [(2, PASSED_ON)]

@@ -6,12 +6,12 @@ import warnings
 
 import click
 
-from gantools.cli import run as run_cmd
 from gantools.cli.evaluate import evaluate
 from gantools.cli.info import info, list_plugins
 from gantools.cli.invert import invert
 from gantools.cli.latent import latent
 from gantools.cli.options import CONTEXT
+from gantools.cli.run import run
 from gantools.cli.sample import sample
 from gantools.errors import UserError
 
@@ -22,7 +22,7 @@ def cli() -> None:
     """gantools: train, sample and study GANs; extend it with plugins."""
 
 
-cli.add_command(run_cmd.run)
+cli.add_command(run)
 cli.add_command(list_plugins)
 cli.add_command(info)
 cli.add_command(sample)
@@ -46,7 +46,6 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
     warnings.showwarning = _one_line_warning
-    run_cmd._ARGV[:] = sys.argv[1:] if argv is None else list(argv)
     try:
         code = cli.main(args=argv, prog_name="gantools", standalone_mode=False)
     except click.exceptions.Abort:

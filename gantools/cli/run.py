@@ -1,14 +1,21 @@
 """`gantools run`: train a GAN (the options come from the settings table in gantools/settings.py)."""
 from __future__ import annotations
 
-import sys
-
 import click
 from click.core import ParameterSource
 
 from gantools.cli.options import CONTEXT, options_flag, parse_pairs, run_options
 
-_ARGV: list[str] = []  # the arguments main() was given, for --nproc to pass on
+_ARGS = "gantools.run.args"  # ctx.meta key of the arguments `run` was given
+
+
+class _RunCommand(click.Command):
+    """A command that keeps the arguments it parses in ctx.meta, so that --nproc relaunches
+    `run` with exactly them, however it was called (main, cli.main, CliRunner)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ARGS] = list(args)
+        return super().parse_args(ctx, args)
 
 
 def _without_nproc(args: list[str]) -> list[str]:
@@ -24,7 +31,7 @@ def _without_nproc(args: list[str]) -> list[str]:
     return out
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(cls=_RunCommand, context_settings=CONTEXT)
 @run_options
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="JSON or TOML file of settings (command-line flags win)")
@@ -49,7 +56,7 @@ def run(ctx: click.Context, config_file, out, resume, progress, nproc, **kwargs)
     from gantools.api import train
 
     if nproc > 1:
-        ctx.exit(distributed.launch(nproc, _without_nproc(_ARGV or sys.argv[1:])))
+        ctx.exit(distributed.launch(nproc, [ctx.command.name, *_without_nproc(ctx.meta[_ARGS])]))
     settings = {}
     for key, value in kwargs.items():
         if key.endswith("_opts"):
