@@ -63,10 +63,7 @@ def info() -> None:
     else:
         click.echo(f"device   cpu ({torch.get_num_threads()} threads; no CUDA device)")
     click.echo("ops:")
-    backends = ops.backend()
-    if not isinstance(backends, dict):
-        backends = {name: backends for name in ("bias_leaky_relu", "gradient_penalty")}
-    for name, backend in backends.items():
+    for name, backend in ops.backend().items():
         click.echo(f"  {name:<18} {backend}")
     click.echo("plugins:")
     registry = default_registry()
