@@ -13,52 +13,10 @@ from gantools import config as cfg
 from gantools import distributed
 from gantools import settings as run_settings
 from gantools.errors import UserError
-from gantools.models import build_models, resolve_device, sample_prior
+from gantools.models import build_models, resolve_device
 from gantools.registry import Registry, default_registry
-
-
-class Run:
-    """A trained (or training) run: its config, networks and directory.
-
-    Attributes:
-        config: the resolved config.
-        generator: the generator used for sampling (the weight average when ema > 0).
-        critic: the critic.
-        directory: the run directory (None for runs that were not saved).
-        memory_format: the networks' memory layout, the one they trained in (channels_last or
-            preserve_format); networks built for the run later (inverters) use it too.
-    """
-
-    def __init__(self, config: dict[str, Any], generator: torch.nn.Module, critic: torch.nn.Module,
-                 data_kind: str, data_shape: tuple[int, ...], directory: Path | None, step: int,
-                 device: torch.device, status: str = "finished",
-                 memory_format: torch.memory_format = torch.preserve_format):
-        self.config, self.generator, self.critic = config, generator, critic
-        self.memory_format = memory_format  # the layout the networks trained (and run) in
-        self.data_kind, self.data_shape = data_kind, tuple(data_shape)
-        self.directory, self.step, self.device, self.status = directory, step, device, status
-
-    @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None, batch_size: int = 500) -> torch.Tensor:
-        """n samples on the CPU: images (n, C, H, W) in [-1, 1] or points (n, 2)."""
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        z = sample_prior(n, self.config["z_dim"], self.config["prior"], torch.device("cpu"), gen)
-        return self.generate(z, batch_size)
-
-    @torch.no_grad()
-    def generate(self, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-        """G(z) on the CPU for latents (n, z_dim), in batches, with the generator in eval mode."""
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
-            parts = [self.generator(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)]
-        finally:
-            self.generator.train(was_training)
-        return torch.cat(parts) if parts else torch.empty(0, *self.data_shape)
-
-    def __repr__(self) -> str:
-        return (f"Run({self.config['arch']}/{self.config['loss']} on {self.config['dataset']}, "
-                f"step {self.step}, dir={self.directory})")
+from gantools.run import Run
+from gantools.trainer import Trainer
 
 
 def default_out(config: dict[str, Any]) -> Path:
@@ -82,8 +40,6 @@ def train(*, out: str | Path | None = None, resume: bool = False, config: str | 
     Returns:
         The Run, with its generator and critic on the training device.
     """
-    from gantools.trainer import Trainer
-
     registry = registry or default_registry()
     if resume:
         if out is None:
@@ -108,9 +64,7 @@ def train(*, out: str | Path | None = None, resume: bool = False, config: str | 
                   f"{'x'.join(map(str, trainer.data_shape))}, {resolved['steps']} steps{workers} -> {out}",
                   file=sys.stderr)
         status = trainer.train()
-    m = trainer.models
-    return Run(resolved, trainer.sampling_generator(), m.critic, trainer.data_kind, trainer.data_shape,
-               Path(out), trainer.step, trainer.device, status, trainer.memory_format)
+    return trainer.as_run(status)
 
 
 def _resumed_config(state: dict, settings: dict[str, Any], config_file: str | None) -> tuple[dict, dict]:
@@ -154,7 +108,8 @@ def load_run(directory: str | Path, device: str = "cpu", checkpoint: str = "late
                         f"(was a plugin changed?): {str(exc).splitlines()[0]}") from None
     models.generator.eval()
     models.critic.eval()
-    return Run(config, models.generator, models.critic, state["data"]["kind"], shape, directory,
-               int(state["step"]), dev, memory_format=models.memory_format)
+    return Run(config=config, generator=models.generator, critic=models.critic, data_kind=state["data"]["kind"],
+               data_shape=shape, directory=directory, step=int(state["step"]), device=dev,
+               memory_format=models.memory_format)
 
 

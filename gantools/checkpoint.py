@@ -2,46 +2,29 @@
 from __future__ import annotations
 
 import io
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from gantools import fileio
 from gantools.errors import UserError
 
 FORMAT = "gantools-checkpoint"
 VERSION = 1
+# A fitted or jointly trained inverter's state: RUN/inverters/NAME.pt.
+INVERTER_FORMAT = "gantools-inverter"
+INVERTER_VERSION = 1
 
 
 def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
-    """Write ``obj`` to ``path`` so that a crash leaves either the old or the new file, never half.
-
-    The bytes go to a temporary file in the same directory, are fsynced, and the file is
-    renamed over the target (an atomic replace on POSIX); the directory is fsynced too.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``obj`` with torch.save to ``path`` so that a crash leaves either the old or the new
+    file, never half of one (gantools.fileio.atomic_write: temp file, fsync, rename)."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getbuffer())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fileio.atomic_write(path, buffer.getbuffer())  # no copy of a large checkpoint
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu", *, fmt: str = FORMAT,
@@ -71,3 +54,17 @@ def load(path: str | Path, map_location: str | torch.device = "cpu", *, fmt: str
     if obj.get("version", 0) > version:
         raise UserError(f"{path} was written by a newer gantools (format {obj['version']})")
     return obj
+
+
+def save_inverter_state(path: Path, name: str, options: dict[str, Any], state: dict[str, Any],
+                        history: list[dict[str, float]]) -> Path:
+    """Write an inverter's learnt state (atomically) where load_inverter_state reads it; returns ``path``."""
+    save_atomic({"format": INVERTER_FORMAT, "version": INVERTER_VERSION, "name": name, "options": dict(options),
+                 "state": state, "history": history}, path)
+    return Path(path)
+
+
+def load_inverter_state(path: Path) -> dict[str, Any]:
+    """{"name", "options", "state", "history"} of an inverter file (errors as for checkpoints)."""
+    return load(path, fmt=INVERTER_FORMAT, version=INVERTER_VERSION, what="inverter file")
+

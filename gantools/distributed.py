@@ -10,24 +10,8 @@ from typing import Callable, Iterable, Iterator
 import torch
 import torch.distributed as dist
 
+from gantools import stepcontext
 from gantools.errors import UserError
-
-# (rank, world) while a data-parallel training step runs; read by local_rows.
-_active: list[tuple[int, int]] = []
-
-
-def local_rows(draw: Callable[[int], torch.Tensor], n: int) -> torch.Tensor:
-    """``n`` rows of a random batch for this rank.
-
-    Inside a data-parallel training step ``draw(n * world)`` draws the global batch (the same on
-    every rank, as one process would) and this rank's slice is returned; otherwise ``draw(n)``.
-    Ops that draw per-sample randomness use it (gantools.ops.gradient_penalty).
-    """
-    if not _active:
-        return draw(n)
-    rank, world = _active[-1]
-    return draw(n * world)[rank * n:(rank + 1) * n]
-
 
 def environment() -> tuple[int, int, int] | None:
     """(rank, world size, local rank) from the variables torchrun sets; None for a single process."""
@@ -56,7 +40,7 @@ class DataParallel:
     - Randomness is drawn for the global batch and sliced. Every rank seeds torch's RNG alike and
       makes the same draws as the single process would (the global batch's data indices, its
       latents, the gradient penalty's per-sample interpolation weights), keeping only its own rows
-      (``local_rows``). So the RNG state stays identical on every rank and equal to the single
+      (``gantools.stepcontext.rows``). So the RNG state stays identical on every rank and equal to the single
       process's, which is what makes a checkpoint written by rank 0 the global state, resumable with
       any world size. Randomness drawn inside networks at the local batch size (dropout, a joint
       inverter's reparametrisation noise) is identical across ranks rather than global: such runs
@@ -103,17 +87,9 @@ class DataParallel:
                             f"the global batch is split evenly across them")
         return batch_size // self.world
 
-    @contextlib.contextmanager
-    def sharding(self) -> Iterator[None]:
-        """Within it, local_rows draws the global batch and keeps this rank's rows."""
-        if self.world == 1:
-            yield
-            return
-        _active.append((self.rank, self.world))
-        try:
-            yield
-        finally:
-            _active.pop()
+    def sharding(self) -> contextlib.AbstractContextManager:
+        """Within it, gantools.stepcontext.rows draws the global batch and keeps this rank's rows."""
+        return stepcontext.step(rank=self.rank, world=self.world)
 
     def all_reduce_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
         """Average the gradients of ``params`` over the ranks (one flat bucket per dtype).

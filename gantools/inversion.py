@@ -16,12 +16,11 @@ from typing import Any, Callable
 import torch
 
 from gantools import checkpoint as ckpt
-from gantools.api import Run
 from gantools.errors import UserError
+from gantools.models import sample_prior
 from gantools.registry import Registry, default_registry
-
-FORMAT = "gantools-inverter"
-VERSION = 1
+from gantools.report import line_plots
+from gantools.run import Run
 
 
 def inverter_path(run: Run, name: str) -> Path:
@@ -72,18 +71,10 @@ def fit(run: Run, name: str, options: dict[str, Any] | None = None, steps: int |
             log(step, costs)
 
     inverter.fit(run, steps, record)
-    path = save_state(inverter_path(run, name), name, options or {}, inverter.state_dict(), history)
+    path = ckpt.save_inverter_state(inverter_path(run, name), name, options or {}, inverter.state_dict(), history)
     with open(path.with_suffix(".jsonl"), "w") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in history)
     _plot_history(history, path.with_suffix(".png"), f"{name} inverter on {run.directory}")
-    return path
-
-
-def save_state(path: Path, name: str, options: dict[str, Any], state: dict[str, Any],
-               history: list[dict[str, float]]) -> Path:
-    """Write an inverter's learnt state (atomically) where ``load`` finds it; returns ``path``."""
-    ckpt.save_atomic({"format": FORMAT, "version": VERSION, "name": name, "options": dict(options),
-                      "state": state, "history": history}, path)
     return path
 
 
@@ -103,7 +94,7 @@ def load(run: Run, name: str, options: dict[str, Any] | None = None,
         how = (f"train the GAN with --inverter {name}" if getattr(probe, "joint", False)
                else f"run: gantools invert fit {run.directory} --inverter {name}")
         raise UserError(f"inverter '{name}' is not fitted for {run.directory} ({how})")
-    saved = ckpt.load(path, fmt=FORMAT, version=VERSION, what="inverter file")
+    saved = ckpt.load_inverter_state(path)
     inverter = create(run, name, {**saved["options"], **(options or {})}, registry)
     try:
         inverter.load_state_dict(saved["state"])
@@ -158,8 +149,6 @@ def evaluate(run: Run, inverter: Any, images: torch.Tensor | None, n_synthetic: 
     G(E(x)) after subtracting the images' mean, against random pairs of real images; and the
     encoding time per image.
     """
-    from gantools.models import sample_prior
-
     gen = torch.Generator().manual_seed(seed)
     z = sample_prior(n_synthetic, run.config["z_dim"], run.config["prior"], torch.device("cpu"), gen)
     x = decode(run, z)
@@ -213,8 +202,6 @@ def format_table(name: str, result: dict[str, Any]) -> str:
 
 
 def _plot_history(history: list[dict[str, float]], path: Path, title: str) -> None:
-    from gantools.report import line_plots
-
     if history:
         keys = [k for k in history[0] if k != "step"]
         line_plots({k: [row.get(k, float("nan")) for row in history] for k in keys}, path, "step",

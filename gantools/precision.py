@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
-
 import torch
 
+from gantools import stepcontext
 from gantools.errors import UserError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-# The loss scale of the fp16 critic step under way; gradient penalties read it (current_loss_scale).
-_scales: list[float] = []
 
 
 def check(precision: str, device: torch.device) -> None:
@@ -38,24 +35,13 @@ def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | 
     return torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
 
-@contextlib.contextmanager
-def loss_scale(scaler: torch.amp.GradScaler | None) -> Iterator[None]:
-    """Within it, current_loss_scale() is ``scaler``'s scale (nothing changes for scaler None).
+def loss_scale(scaler: torch.amp.GradScaler | None) -> contextlib.AbstractContextManager:
+    """Within it, gantools.stepcontext.current().loss_scale is ``scaler``'s scale (unchanged for None).
 
     The trainer opens it around an fp16 critic objective: a gradient penalty there takes the
     critic's input gradient of the SCALED scores (so it does not underflow in fp16) and divides
     the scale out before the norm, as in PyTorch's AMP gradient-penalty recipe.
     """
     if scaler is None:
-        yield
-        return
-    _scales.append(scaler.get_scale())
-    try:
-        yield
-    finally:
-        _scales.pop()
-
-
-def current_loss_scale() -> float | None:
-    """The loss scale of the fp16 step under way, or None."""
-    return _scales[-1] if _scales else None
+        return contextlib.nullcontext()
+    return stepcontext.step(loss_scale=scaler.get_scale())

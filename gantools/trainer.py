@@ -1,10 +1,7 @@
 """The training loop: n_critic critic steps per generator step, for every loss plugin."""
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import shutil
 import signal
 import threading
 import time
@@ -14,12 +11,14 @@ from typing import Any
 import torch
 
 from gantools import checkpoint as ckpt
-from gantools import distributed, precision, report
+from gantools import distributed, metrics, precision, report, stepcontext
 from gantools.config import split_dataset
 from gantools.data import BatchStream
 from gantools.errors import UserError
 from gantools.models import build_models, ema_decay, sample_prior, update_ema
 from gantools.registry import Registry
+from gantools.run import Run
+from gantools.rundir import RunDirectory, versions
 from gantools.specs import JointContext
 
 N_FIXED = 64  # latents in the fixed sample grid (8 x 8)
@@ -67,23 +66,39 @@ class Trainer:
         self.config, self.sources = config, sources
         self.registry = registry
         self.out = Path(out)
+        self.rundir = RunDirectory(out, writes=parallel.is_main)
         self.dp = parallel
         self.progress = progress and parallel.is_main
         self.device = parallel.training_device(config["device"])
         self.local_batch = parallel.local_batch(config["batch_size"])
         precision.check(config["precision"], self.device)
         torch.manual_seed(config["seed"])
+        self._build_data(registry)
+        self.models = build_models(registry, config, self.data_shape, self.device)
+        self.memory_format = self.models.memory_format
+        for name in config["eval_metrics"]:  # fail now, not at the first evaluation
+            registry.info("metrics", name)
+        self._build_optimisers(registry)
+        fixed_gen = torch.Generator().manual_seed(config["seed"] + 1)
+        n_fixed = N_FIXED_POINTS if self.data_kind == "points" else N_FIXED
+        self.fixed_z = sample_prior(n_fixed, config["z_dim"], config["prior"], torch.device("cpu"), fixed_gen)
+        self.step = 0
+        self._stop_requested = False
+        self._log_sums: dict[str, tuple[torch.Tensor, int]] = {}  # key -> (sum, count) since the last row
+        self._log_count = 0
+
+    def _build_data(self, registry: Registry) -> None:
+        config = self.config
         self.dataset_name, arg = split_dataset(config["dataset"])
         dataset = registry.create("datasets", self.dataset_name, config["dataset_opts"])
         self.data_kind = getattr(dataset, "kind", "images")
         data = dataset.build(arg, config["image_size"], config["channels"])
         self.data_shape = tuple(data[0].shape) if len(data) else ()
-        self.stream = BatchStream(data, config["batch_size"], config["seed"], rank=parallel.rank,
-                                  world=parallel.world)
-        self.models = build_models(registry, config, self.data_shape, self.device)
-        self.memory_format = self.models.memory_format
-        for name in config["eval_metrics"]:  # fail now, not at the first evaluation
-            registry.info("metrics", name)
+        self.stream = BatchStream(data, config["batch_size"], config["seed"], rank=self.dp.rank, world=self.dp.world)
+
+    def _build_optimisers(self, registry: Registry) -> None:
+        """The joint inverter (if any), the optimisers, GradScalers and the data-parallel wrapping."""
+        config = self.config
         self.joint = self._attach_inverter(registry) if config["inverter"] else None
         self._joint_ctx = self.joint_context() if self.joint is not None else None
         # The network the loss plugin's critic objective sees: the critic, or a joint inverter's
@@ -99,13 +114,6 @@ class Trainer:
         self.scaler_g = precision.grad_scaler(config["precision"], self.device)
         self._skipped = 0  # updates the fp16 GradScalers skipped in the current iteration
         self.generator_forward, self._generator_sync = self._data_parallel(generator_side)
-        fixed_gen = torch.Generator().manual_seed(config["seed"] + 1)
-        n_fixed = N_FIXED_POINTS if self.data_kind == "points" else N_FIXED
-        self.fixed_z = sample_prior(n_fixed, config["z_dim"], config["prior"], torch.device("cpu"), fixed_gen)
-        self.step = 0
-        self._stop_requested = False
-        self._log_sums: dict[str, tuple[torch.Tensor, int]] = {}  # key -> (sum, count) since the last row
-        self._log_count = 0
 
     def _data_parallel(self, generator_side: list) -> tuple[torch.nn.Module, list]:
         """(the module the generator step calls, the generator-side parameters it all-reduces itself):
@@ -147,7 +155,7 @@ class Trainer:
     # ---- one iteration ---------------------------------------------------------------------
     def prior(self, n: int) -> torch.Tensor:
         """n latents; in a data-parallel step, this rank's rows of the global batch's latents."""
-        return distributed.local_rows(
+        return stepcontext.rows(
             lambda rows: sample_prior(rows, self.config["z_dim"], self.config["prior"], self.device), n)
 
     def autocast(self):
@@ -216,26 +224,30 @@ class Trainer:
                 group["lr"] = lr
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        """One iteration: n_critic critic updates, then one generator update."""
+        """One iteration: n_critic critic updates, then one generator update. The critic's losses
+        and logs are the means over its n_critic updates; each update's loss is checked."""
         self._set_learning_rate()
         self._skipped = 0
-        logs: dict[str, torch.Tensor] = {}
+        critic: list[tuple[torch.Tensor, dict]] = []
         with self.dp.sharding():
             for _ in range(self.config["n_critic"]):
-                d_loss, d_logs = self.critic_step()
+                critic.append(self.critic_step())
             g_loss, g_logs = self.generator_step()
-        logs.update(d_logs)
+        d_losses = torch.stack([loss.float() for loss, _ in critic])  # (n_critic,)
+        logs = _mean_logs([d_logs for _, d_logs in critic])
         logs.update(g_logs)
         if self.dp.world > 1:  # every rank judges divergence on the same (global) numbers
-            d_loss, g_loss = self.dp.mean(torch.stack([d_loss.float(), g_loss.float()])).unbind()
-        logs["d_loss"], logs["g_loss"] = d_loss, g_loss
+            both = self.dp.mean(torch.cat([d_losses, g_loss.float().reshape(1)]))
+            d_losses, g_loss = both[:-1], both[-1]
+        logs["d_loss"], logs["g_loss"] = d_losses.mean(), g_loss
         if self.scaler_d is not None:
             logs["amp_skipped"] = torch.tensor(float(self._skipped))
-        for name in ("d_loss", "g_loss"):
-            if not math.isfinite(float(logs[name])):
+        for name, values in (("d_loss", d_losses), ("g_loss", g_loss.reshape(1))):
+            bad = values[~torch.isfinite(values)]
+            if len(bad):
                 if self._skipped and min(self.scaler_d.get_scale(), self.scaler_g.get_scale()) >= MIN_LOSS_SCALE:
                     return {"amp_skipped": logs["amp_skipped"]}  # an fp16 overflow: the update was skipped
-                raise TrainingDiverged(self._diverged_message(name, float(logs[name])))
+                raise TrainingDiverged(self._diverged_message(name, float(bad[0])))
         return logs
 
     def _diverged_message(self, name: str, value: float) -> str:
@@ -263,6 +275,7 @@ class Trainer:
             "loss": m.loss.state_dict() if hasattr(m.loss, "state_dict") else None,
             "scalers": None if self.scaler_d is None else [self.scaler_d.state_dict(), self.scaler_g.state_dict()],
             "world_size": self.dp.world,  # for the record: any world size resumes it
+            "versions": versions(self.registry, self.config),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -291,48 +304,33 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Write checkpoints/latest.pt, plus a numbered copy on every checkpoint_every step (rank 0)."""
-        latest = self.out / "checkpoints" / "latest.pt"
         if not self.dp.is_main:
-            return latest
-        state = self.state_dict()
-        ckpt.save_atomic(state, latest)
-        if self.step % self.config["checkpoint_every"] == 0:
-            ckpt.save_atomic(state, self.out / "checkpoints" / f"step_{self.step:07d}.pt")
-        return latest
-
-    def save_inverter(self) -> Path:
-        """The joint inverter's state where `gantools invert` looks for it (RUN/inverters/NAME.pt)."""
-        from gantools import inversion
-
-        name = self.config["inverter"]
-        return inversion.save_state(self.out / "inverters" / f"{name}.pt", name, self.config["inverter_opts"],
-                                    self.joint.state_dict(), [])
+            return self.rundir.latest
+        return self.rundir.save_checkpoint(self.state_dict(), self.step,
+                                           numbered=self.step % self.config["checkpoint_every"] == 0)
 
     def sampling_generator(self) -> torch.nn.Module:
         m = self.models
         return m.generator_ema if m.generator_ema is not None else m.generator
 
+    def as_run(self, status: str) -> Run:
+        """The run as gantools.train returns it (its sampling generator and critic, live)."""
+        return Run(config=self.config, generator=self.sampling_generator(), critic=self.models.critic,
+                   data_kind=self.data_kind, data_shape=self.data_shape, directory=self.out, step=self.step,
+                   device=self.device, status=status, memory_format=self.memory_format)
+
     def save_samples(self) -> Path:
         """Render the fixed latent batch to samples/step_N.png (and samples/latest.png), on rank 0."""
-        path = self.out / "samples" / f"step_{self.step:07d}.png"
         if not self.dp.is_main:
-            return path
-        g = self.sampling_generator()
-        was_training = g.training
-        g.eval()
-        with torch.no_grad():
-            samples = g(self.fixed_z.to(self.device)).float().cpu()
-        g.train(was_training)
-        report.save_samples(samples, path, self.data_kind, self.stream.dataset)
-        shutil.copyfile(path, self.out / "samples" / "latest.png")  # rendered once, kept under two names
-        return path
+            return self.rundir.save_samples(torch.empty(0), self.step, self.data_kind)
+        samples = self.as_run("training").generate(self.fixed_z)  # eval mode, restored after
+        return self.rundir.save_samples(samples, self.step, self.data_kind, self.stream.dataset)
 
-    def write_config(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"config": self.config, "sources": self.sources,
-                           "data": {"kind": self.data_kind, "shape": list(self.data_shape)},
-                           "world_size": self.dp.world}, indent=2)
-        (self.out / "config.json").write_text(text + "\n")
+    def config_record(self) -> dict[str, Any]:
+        """What config.json holds: the config, where each value came from, the data, the versions."""
+        return {"config": self.config, "sources": self.sources,
+                "data": {"kind": self.data_kind, "shape": list(self.data_shape)},
+                "world_size": self.dp.world, "versions": versions(self.registry, self.config)}
 
     # ---- the loop ------------------------------------------------------------------------
     def _accumulate(self, logs: dict[str, torch.Tensor]) -> None:
@@ -343,9 +341,9 @@ class Trainer:
             self._log_sums[key] = (total + value, count + 1)
         self._log_count += 1
 
-    def _flush_logs(self, metrics, seconds: float, bar) -> dict[str, float]:
-        """Append the mean of the logs since the last row (over steps, and over ranks) to metrics.jsonl;
-        ``metrics`` is None on ranks other than 0, which take part in the mean only."""
+    def _flush_logs(self, seconds: float, bar) -> dict[str, float]:
+        """Append the mean of the logs since the last row (over steps, and over ranks) to metrics.jsonl
+        (on rank 0; the other ranks take part in the mean only)."""
         n = max(self._log_count, 1)
         keys = list(self._log_sums)  # the same keys in the same order on every rank
         totals = [self._log_sums[k][0] for k in keys]
@@ -356,9 +354,7 @@ class Trainer:
         images = n * self.config["batch_size"] * self.config["n_critic"]  # the global batch
         row["images_per_s"] = round(images / max(seconds, 1e-9), 1)
         self._log_sums, self._log_count = {}, 0
-        if metrics is not None:
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
+        self.rundir.log(row)
         if bar is not None:
             bar.set_postfix({k: f"{row[k]:.3g}" for k in ("d_loss", "g_loss", "images_per_s") if k in row})
         return row
@@ -374,52 +370,49 @@ class Trainer:
         """Run until config['steps'] iterations; returns 'finished', 'interrupted' (Ctrl-C) or
         'time limit' (config['time_limit'] minutes passed); each ends with a checkpoint. Rank 0
         alone writes the run directory; the others return once it has."""
-        main = self.dp.is_main
-        metrics_path = self.out / "metrics.jsonl"
-        if main:
-            self.write_config()
-            report.truncate_metrics(metrics_path, self.step)
+        self.rundir.write_config(self.config_record())
+        self.rundir.open_metrics(self.step)
         previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
         bar = report.progress_bar(self.step, self.config["steps"]) if self.progress else None
-        status = "finished"
         try:
-            with open(metrics_path, "a") if main else contextlib.nullcontext() as metrics:
-                status = self._loop(metrics, bar)
+            status = self._loop(bar)
         finally:
+            self.rundir.close_metrics()
             if bar is not None:
                 bar.close()
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
         self.save_checkpoint()
-        if main:
-            if self.joint is not None:
-                self.save_inverter()
-            self.save_samples()
-            report.plot_losses(metrics_path, self.out / "loss_curve.png")
+        if self.joint is not None:
+            self.rundir.save_inverter(self.config["inverter"], self.config["inverter_opts"], self.joint.state_dict())
+        self.save_samples()
+        self.rundir.plot()
         self.dp.barrier()
         return status
 
-    def _loop(self, metrics, bar) -> str:
+    def _stop_reason(self, start: float) -> str | None:
+        """'interrupted' or 'time limit' when the run must stop now; all ranks agree on it."""
+        limit = self.config["time_limit"]
+        interrupted, out_of_time = self.dp.any(self._stop_requested,
+                                               bool(limit) and time.perf_counter() - start >= 60.0 * limit)
+        return "interrupted" if interrupted else "time limit" if out_of_time else None
+
+    def _loop(self, bar) -> str:
         cfg = self.config
         tick = start = time.perf_counter()
         while self.step < cfg["steps"]:
-            # All ranks stop at the same step, whichever saw the signal or the clock first.
-            interrupted, out_of_time = self.dp.any(
-                self._stop_requested,
-                bool(cfg["time_limit"]) and time.perf_counter() - start >= 60.0 * cfg["time_limit"])
-            if interrupted:
-                return "interrupted"
-            if out_of_time:
-                if self._log_count:
-                    self._flush_logs(metrics, time.perf_counter() - tick, bar)
-                return "time limit"
+            reason = self._stop_reason(start)
+            if reason is not None:
+                if reason == "time limit" and self._log_count:
+                    self._flush_logs(time.perf_counter() - tick, bar)
+                return reason
             self._accumulate(self.train_step())
             self.step += 1
             if bar is not None:
                 bar.update(1)
             if self.step % cfg["log_every"] == 0 or self.step == cfg["steps"]:
                 now = time.perf_counter()
-                self._flush_logs(metrics, now - tick, bar)
+                self._flush_logs(now - tick, bar)
                 tick = now
             if self.step % cfg["sample_every"] == 0:
                 self.save_samples()
@@ -427,24 +420,25 @@ class Trainer:
                 self.save_checkpoint()
             if cfg["eval_every"] and (self.step % cfg["eval_every"] == 0 or self.step == cfg["steps"]):
                 if self.dp.is_main:
-                    self.evaluate(metrics)
+                    self.evaluate()
         return "finished"
 
-    def evaluate(self, metrics_file) -> dict[str, Any]:
+    def evaluate(self) -> dict[str, Any]:
         """Score the sampling generator with metric plugins; append {"step", "eval"} to metrics.jsonl.
         The training RNG is left as it was (on rank 0 alone, a draw would set it apart from the others)."""
-        from gantools import metrics as metrics_mod
-        from gantools.api import Run
-
-        run = Run(self.config, self.sampling_generator(), self.models.critic, self.data_kind, self.data_shape,
-                  self.out, self.step, self.device, "training", self.memory_format)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            result = metrics_mod.evaluate(run, self.config["eval_metrics"] or None, n=self.config["eval_n"],
-                                          seed=self.config["seed"], registry=self.registry)
-        figures = {name: dict(metrics_mod.scalar_items(values)) for name, values in result["metrics"].items()}
-        metrics_file.write(json.dumps({"step": self.step, "eval": figures}) + "\n")
-        metrics_file.flush()
+            result = metrics.evaluate(self.as_run("training"), self.config["eval_metrics"] or None,
+                                      n=self.config["eval_n"], seed=self.config["seed"], registry=self.registry)
+        figures = {name: dict(metrics.scalar_items(values)) for name, values in result["metrics"].items()}
+        self.rundir.log({"step": self.step, "eval": figures})
         return figures
+
+
+def _mean_logs(rows: list[dict]) -> dict[str, torch.Tensor]:
+    """Per key, the mean over the rows that have it (a lazy penalty logs on some steps only)."""
+    keys = dict.fromkeys(k for row in rows for k in row)
+    return {k: torch.stack([torch.as_tensor(row[k], dtype=torch.float64).detach().cpu() for row in rows if k in row])
+            .mean() for k in keys}
 
 
 def _main_thread() -> bool:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from gantools import checkpoint as ckpt
+from gantools import fileio
 from gantools.errors import UserError
 
 
@@ -30,7 +31,7 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
 
     def broken_replace(src, dst):
         raise OSError("disk full")
-    monkeypatch.setattr(ckpt.os, "replace", broken_replace)
+    monkeypatch.setattr(fileio.os, "replace", broken_replace)
     with pytest.raises(OSError):
         ckpt.save_atomic(payload(2), path)
     monkeypatch.undo()

@@ -12,7 +12,7 @@ import torch
 
 import gantools
 from gantools import checkpoint as ckpt
-from gantools import distributed, ops
+from gantools import distributed, ops, stepcontext
 from gantools.cli.run import _without_nproc
 from gantools.errors import UserError
 
@@ -132,10 +132,11 @@ def test_ranks_draw_their_rows_of_the_global_batch():
     for rank in (0, 1):
         torch.manual_seed(0)
         with distributed.DataParallel(rank=rank, world=2).sharding():
-            part = distributed.local_rows(draw, 4)
+            part = stepcontext.rows(draw, 4)
         assert torch.equal(part, whole[4 * rank:4 * rank + 4])
     torch.manual_seed(0)
-    assert torch.equal(distributed.local_rows(draw, 8), whole)  # outside a data-parallel step: as asked
+    assert torch.equal(stepcontext.rows(draw, 8), whole)  # outside a data-parallel step: as asked
+    assert stepcontext.current() == stepcontext.StepContext()  # the step's context ended with it
 
 
 def test_penalty_halves_average_to_the_global_penalty():
@@ -153,6 +154,11 @@ def test_penalty_halves_average_to_the_global_penalty():
             rows_ = slice(4 * rank, 4 * rank + 4)
             halves.append(ops.gradient_penalty(critic, real[rows_], fake[rows_]))
     torch.testing.assert_close((halves[0] + halves[1]) / 2, whole)
+    # The draw as an explicit input: each half given its rows of the global weights, no context.
+    torch.manual_seed(5)
+    eps = torch.rand(8)
+    explicit = [ops.gradient_penalty(critic, real[r], fake[r], eps=eps[r]) for r in (slice(0, 4), slice(4, 8))]
+    torch.testing.assert_close((explicit[0] + explicit[1]) / 2, whole)
 
 
 def test_nproc_is_not_passed_on():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from gantools import distributed, precision
+from gantools import stepcontext
 from gantools.ops import _backend
 from gantools.ops._layout import kernel_memory_format
 
@@ -40,12 +40,9 @@ def penalty_from_grad(grad: torch.Tensor, weight: float = 10.0, center: float = 
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, *, weight: float = 10.0,
-                     center: float = 1.0, one_sided: bool = False, scale: float | None = None) -> torch.Tensor:
+                     center: float = 1.0, one_sided: bool = False, scale: float | None = None,
+                     eps: torch.Tensor | None = None) -> torch.Tensor:
     """Penalty on the critic's input gradient at random interpolates of real and fake.
-
-    The per-sample interpolation weights come from gantools.distributed.local_rows: in a
-    data-parallel training step they are drawn for the global batch and sliced, so W processes
-    draw what one process would.
 
     Args:
         critic: module mapping (N, ...) inputs to (N,) or (N, 1) scores.
@@ -56,17 +53,21 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, *, weight: 
         one_sided: penalise only norms above ``center``.
         scale: fp16 loss scale: the input gradient is taken of ``scale`` * scores and divided
             by ``scale`` before the norm (PyTorch's AMP gradient-penalty recipe), so it does not
-            underflow in fp16. None: the trainer's current GradScaler scale under --precision
-            fp16 (gantools.precision.current_loss_scale), else no scaling.
+            underflow in fp16. None: the step context's (gantools.stepcontext: the trainer's
+            GradScaler scale under --precision fp16), else no scaling.
+        eps: per-sample interpolation weights in [0, 1], (N,) or (N, 1, ...). None: uniform draws
+            through gantools.stepcontext.rows, which in a data-parallel step draws for the global
+            batch and slices, so W processes draw what one process would.
 
     Returns:
         A scalar tensor that backpropagates into the critic's parameters.
     """
     if scale is None:
-        scale = precision.current_loss_scale()
+        scale = stepcontext.current().loss_scale
     ones = [1] * (real.dim() - 1)
-    eps = distributed.local_rows(lambda n: torch.rand(n, *ones, device=real.device, dtype=real.dtype),
-                                 real.shape[0])  # (N, 1, ...)
+    if eps is None:
+        eps = stepcontext.rows(lambda n: torch.rand(n, device=real.device, dtype=real.dtype), real.shape[0])
+    eps = eps.to(real.device, real.dtype).reshape(real.shape[0], *ones)  # (N, 1, ...)
     x_hat = torch.lerp(real.detach(), fake.detach().to(real.dtype), eps).requires_grad_(True)
     scores = critic(x_hat).sum()
     if scale is None:
