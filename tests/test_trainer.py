@@ -216,3 +216,44 @@ def test_lazy_penalty_is_logged_on_the_steps_that_apply_it(tmp_path, tiny_settin
     assert ["penalty" in r for r in rows] == [True, False, True, False]
     state = ckpt.load(tmp_path / "run" / "checkpoints" / "latest.pt")
     assert state["loss"] == {"calls": 4}
+
+
+def _scripted_critic(trainer, losses_: list[float]):
+    """Replace the critic update by one that returns the given losses in turn (and logs them)."""
+    values = iter(losses_)
+
+    def critic_step():
+        value = torch.tensor(next(values))
+        return value, {"d_real": value * 10}
+    trainer.critic_step = critic_step
+
+
+def test_critic_logs_are_the_mean_over_the_n_critic_steps(tmp_path, tiny_settings):
+    trainer = _trainer(tmp_path, **{**tiny_settings, "n_critic": 3})
+    _scripted_critic(trainer, [1.0, 2.0, 6.0])
+    logs = trainer.train_step()
+    assert float(logs["d_loss"]) == pytest.approx(3.0) and float(logs["d_real"]) == pytest.approx(30.0)
+
+
+@pytest.mark.parametrize("bad", [0, 1, 2])
+def test_every_critic_step_is_checked_for_divergence(tmp_path, tiny_settings, bad):
+    trainer = _trainer(tmp_path, **{**tiny_settings, "n_critic": 3})
+    values = [1.0, 2.0, 3.0]
+    values[bad] = float("nan")
+    _scripted_critic(trainer, values)
+    with pytest.raises(TrainingDiverged, match="d_loss became nan at step 1"):
+        trainer.train_step()
+
+
+def test_config_and_checkpoint_record_the_versions(tmp_path, tiny_settings):
+    import platform
+
+    gantools.train(out=tmp_path / "run", **tiny_settings)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["versions"]
+    state = ckpt.load(tmp_path / "run" / "checkpoints" / "latest.pt")["versions"]
+    assert saved == state
+    assert saved["gantools"] == gantools.__version__ and saved["torch"] == str(torch.__version__)
+    assert saved["python"] == platform.python_version()
+    assert set(saved["plugins"]) == {"architectures/mlp", "losses/wgan-gp", "datasets/toy"}
+    for entry in saved["plugins"].values():
+        assert entry["distribution"] == "gantools" and entry["version"] == gantools.__version__
