@@ -22,7 +22,7 @@ import torch
 
 import gantools
 from gantools import inversion
-from gantools.cli.invert import held_out_digits
+from gantools.data import held_out_digits
 
 
 def _row(name: str, result: dict) -> str:

@@ -61,19 +61,12 @@ class EvalContext:
 
     def real(self, n: int | None = None) -> torch.Tensor:
         """Up to n real items of the run's training data at its resolution (all when n is None),
-        a seeded random subset, on the CPU: images (n, C, H, W) in [-1, 1] or points (n, 2)."""
-        from gantools.data import fetch
+        in an order seeded by ``seed``, on the CPU: images (n, C, H, W) in [-1, 1] or points (n, 2)."""
+        from gantools.data import load_items
 
         if self._real is None:
-            shape = self.run.data_shape
-            image_size, channels = (shape[1], shape[0]) if len(shape) == 3 else (None, None)
-            data = self.dataset_plugin().build(self.dataset_arg, image_size, channels)
-            count = len(data)
-            if count == 0:
-                raise UserError(f"the run's dataset {self.run.config['dataset']} is empty")
-            gen = torch.Generator().manual_seed(self.seed)
-            order = torch.randperm(count, generator=gen)
-            self._real = fetch(data, order).float()
+            self._real = load_items(self.run, self.dataset_name, self.dataset_arg,
+                                    self.run.config.get("dataset_opts", {}), seed=self.seed, registry=self.registry)
         return self._real if n is None else self._real[:n]
 
 

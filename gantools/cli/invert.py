@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from gantools.cli.options import CONTEXT, inverter_options, inverter_opts
-from gantools.errors import UserError
 
 
 class _DefaultCommandGroup(click.Group):
@@ -20,40 +19,6 @@ class _DefaultCommandGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
-
-
-def _dataset_images(run, name: str, arg: str | None, options: dict | None = None,
-                    n: int | None = None) -> "torch.Tensor":  # noqa: F821
-    """The first n items (all by default) of dataset plugin ``name`` at the run's resolution."""
-    from gantools.data import fetch
-    from gantools.registry import default_registry
-
-    import torch
-
-    dataset = default_registry().create("datasets", name, options or {}).build(
-        arg, run.data_shape[1], run.data_shape[0])
-    count = len(dataset) if n is None else min(n, len(dataset))
-    return fetch(dataset, torch.arange(count)).float()
-
-
-def load_images(run, path: str | Path) -> "torch.Tensor":  # noqa: F821
-    """Images from a folder or an .npz (as the folder and npz datasets read them), resized to
-    the run's resolution and channel count, in the datasets' order (sorted paths for folders)."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"no images at {path}")
-    kind = "npz" if path.is_file() and path.suffix == ".npz" else "folder"
-    if kind == "folder" and not path.is_dir():
-        raise UserError(f"{path} is neither an image folder nor an .npz file")
-    return _dataset_images(run, kind, str(path))
-
-
-def run_images(run, n: int) -> "torch.Tensor":  # noqa: F821
-    """The first n items of the run's own training data (its dataset, options and resolution)."""
-    from gantools.config import split_dataset
-
-    name, arg = split_dataset(run.config["dataset"])
-    return _dataset_images(run, name, arg, run.config["dataset_opts"], n)
 
 
 @click.group(cls=_DefaultCommandGroup, context_settings=CONTEXT, invoke_without_command=False)
@@ -90,6 +55,7 @@ def apply(run_dir: str, device: str, inverter: str, inverter_opt, images: str, o
 
     from gantools import inversion, report
     from gantools.api import load_run
+    from gantools.data import load_images
 
     run = load_run(run_dir, device=device)
     x = load_images(run, images)
@@ -124,6 +90,7 @@ def evaluate(run_dir: str, device: str, inverter: str, inverter_opt, images: str
     """Score an inverter: latent recovery on G(z), reconstruction of real images, speed."""
     from gantools import inversion
     from gantools.api import load_run
+    from gantools.data import held_out_digits, load_images
 
     run = load_run(run_dir, device=device)
     inv = inversion.load(run, inverter, inverter_opts(inverter_opt))
@@ -143,13 +110,3 @@ def evaluate(run_dir: str, device: str, inverter: str, inverter_opt, images: str
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     click.echo(f"wrote {path}")
-
-
-def held_out_digits(run):
-    """digits' test split when the run trained on the train split (the only held-out data we know)."""
-    from gantools.config import split_dataset
-
-    name, arg = split_dataset(run.config["dataset"])
-    if name != "digits" or run.config["dataset_opts"].get("split") != "train":
-        return None
-    return _dataset_images(run, "digits", arg, {"split": "test"}), "digits:split=test (held out)"

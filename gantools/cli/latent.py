@@ -23,7 +23,7 @@ def _setup(run_dir: str, inverter: str, inverter_opt, images: str | None, n: int
     """The run, the ready inverter, and up to n real images."""
     from gantools import inversion
     from gantools.api import load_run
-    from gantools.cli.invert import load_images, run_images
+    from gantools.data import load_images, run_images
 
     run = load_run(run_dir, device=device)
     inv = inversion.load(run, inverter, inverter_opts(inverter_opt))
