@@ -91,9 +91,14 @@ def resolve(registry: Registry, cli: dict[str, Any], config_file: str | None = N
         layer(for_plugin, f"dataset:{dataset_name}")
     layer(file_values, f"file:{config_file}")
     layer(cli, "cli")
-    # Plugin options are checked and typed now, so config.json records what the plugins receive.
-    plugins = [("architectures", "arch_opts", config["arch"]), ("losses", "loss_opts", loss_name),
-               ("datasets", "dataset_opts", dataset_name)]
+    _coerce_plugin_options(registry, config)
+    return validate(config), sources
+
+
+def _coerce_plugin_options(registry: Registry, config: dict[str, Any]) -> None:
+    """Check and type each plugin's options now, so config.json records what the plugins receive."""
+    plugins = [("architectures", "arch_opts", config["arch"]), ("losses", "loss_opts", config["loss"]),
+               ("datasets", "dataset_opts", split_dataset(config["dataset"])[0])]
     if config["inverter"]:
         plugins.append(("inverters", "inverter_opts", config["inverter"]))
     elif config["inverter_opts"]:
@@ -102,4 +107,3 @@ def resolve(registry: Registry, cli: dict[str, Any], config_file: str | None = N
         if not isinstance(config[key], dict):
             raise UserError(f"{key} must be a table of key=value options")
         config[key] = coerce_options(registry.load(kind, name), config[key], f"{SINGULAR[kind]} '{name}'")
-    return validate(config), sources

@@ -33,15 +33,7 @@ def optimise_latents(generator, images: torch.Tensor, z0: torch.Tensor, *, steps
     z = z0.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
     d = z.shape[1]
-
-    def constrain() -> None:
-        with torch.no_grad():
-            if prior == "uniform":
-                z.clamp_(-1.0, 1.0)
-            elif prior_mode == "sphere":
-                z.mul_(d ** 0.5 / z.norm(dim=1, keepdim=True).clamp_min(1e-12))
-
-    constrain()
+    _constrain(z, prior, prior_mode)
     best_z = z.detach().clone()
     best_cost = torch.full((z.shape[0],), float("inf"), device=z.device)
 
@@ -65,10 +57,19 @@ def optimise_latents(generator, images: torch.Tensor, z0: torch.Tensor, *, steps
         opt.zero_grad(set_to_none=True)
         cost.sum().backward()  # per-latent costs are independent: their sum optimises each
         opt.step()
-        constrain()
+        _constrain(z, prior, prior_mode)
     with torch.no_grad():
         keep_best(objective())
     return best_z, best_cost
+
+
+@torch.no_grad()
+def _constrain(z: torch.Tensor, prior: str, prior_mode: str) -> None:
+    """Keep latents where the prior lives: in [-1, 1] (uniform), on the sphere of radius sqrt(d) ("sphere")."""
+    if prior == "uniform":
+        z.clamp_(-1.0, 1.0)
+    elif prior_mode == "sphere":
+        z.mul_(z.shape[1] ** 0.5 / z.norm(dim=1, keepdim=True).clamp_min(1e-12))
 
 
 def best_of_restarts(z: torch.Tensor, error: torch.Tensor, n: int) -> torch.Tensor:
