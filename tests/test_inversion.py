@@ -1,4 +1,4 @@
-"""Inverters (encoder, gradient, hybrid), the evaluator and `gantools invert`."""
+"""gantools.inversion (fit, load and score any inverter) and `gantools invert`; plugins: tests/plugins/inverters/."""
 from __future__ import annotations
 
 import json
@@ -11,12 +11,12 @@ import gantools
 from gantools import inversion
 from gantools.cli import main
 from gantools.errors import UserError
-from gantools.models import sample_prior
 
-# A small DCGAN on 16 px digits (train split, so the test split is held out).
+# A tiny DCGAN on 16 px digits (train split, so the test split is held out); its quality does not
+# matter here (the plugins' tests in tests/plugins/inverters train a better one).
 RUN = dict(arch="dcgan", loss="wgan-gp", dataset="digits", dataset_opts={"split": "train"},
-           arch_opts={"width": 8}, z_dim=8, batch_size=32, steps=40, n_critic=1, log_every=20,
-           sample_every=40, checkpoint_every=40, ema=0.0)
+           arch_opts={"width": 8}, z_dim=8, batch_size=32, steps=4, n_critic=1, log_every=2,
+           sample_every=4, checkpoint_every=4, ema=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -33,87 +33,9 @@ def run(run_dir):
 
 @pytest.fixture(scope="module")
 def fitted(run):
-    """The encoder fitted briefly (saved into the run)."""
-    inversion.fit(run, "encoder", {"width_scale": 0.0625, "lr": 1e-3, "log_every": 25}, steps=150)
+    """The encoder fitted for a few steps (saved into the run): an inverter to score and apply."""
+    inversion.fit(run, "encoder", {"width_scale": 0.0625, "lr": 1e-3, "log_every": 5}, steps=10)
     return inversion.load(run, "encoder")
-
-
-def _synthetic(run, n=24, seed=1):
-    z = sample_prior(n, run.config["z_dim"], run.config["prior"], torch.device("cpu"),
-                     torch.Generator().manual_seed(seed))
-    return z, inversion.decode(run, z)
-
-
-def _mse(run, inv, x):
-    return float((inversion.decode(run, inversion.encode(inv, x)) - x).pow(2).mean())
-
-
-def test_encoder_fit_logs_costs_and_recovers_latents(run, fitted):
-    history = [json.loads(line) for line in open(run.directory / "inverters" / "encoder.jsonl")]
-    assert [row["step"] for row in history] == [25, 50, 75, 100, 125, 150]
-    assert set(history[0]) == {"step", "z_cost", "x_cost", "total"}
-    assert history[-1]["total"] < 0.8 * history[0]["total"]
-    assert (run.directory / "inverters" / "encoder.png").stat().st_size > 0
-    result = inversion.evaluate(run, fitted, None, n_synthetic=200)
-    s = result["synthetic"]
-    # Better than guessing: well under the distance between random prior pairs.
-    assert s["latent_l1"] < 0.7 * s["latent_l1_random_pairs"]
-    assert result["seconds_per_image"] > 0
-
-
-def test_fitted_encoder_reloads_identically(run, fitted):
-    _, x = _synthetic(run)
-    again = inversion.load(run, "encoder")
-    torch.testing.assert_close(inversion.encode(again, x), inversion.encode(fitted, x))
-
-
-def test_gradient_inversion_reconstructs_generated_images(run):
-    z, x = _synthetic(run)
-    inv = inversion.create(run, "gradient", {"steps": 150, "restarts": 2})
-    random_mse = float((inversion.decode(run, torch.randn_like(z)) - x).pow(2).mean())
-    assert _mse(run, inv, x) < 0.3 * random_mse
-
-
-def test_gradient_keeps_the_best_restart(run):
-    from gantools_plugins.inverters.gradient import best_of_restarts
-
-    z = torch.arange(12.0).view(6, 2)  # 3 restarts x 2 images
-    error = torch.tensor([5.0, 1.0, 0.5, 3.0, 2.0, 0.1])
-    torch.testing.assert_close(best_of_restarts(z, error, 2), torch.tensor([[4.0, 5.0], [10.0, 11.0]]))
-
-
-def test_gradient_prior_handling(run):
-    _, x = _synthetic(run, n=4)
-    z = inversion.encode(inversion.create(run, "gradient", {"steps": 20, "prior_mode": "sphere"}), x)
-    torch.testing.assert_close(z.norm(dim=1), torch.full((4,), run.config["z_dim"] ** 0.5))
-    # A strong log-prior penalty pulls the codes towards 0.
-    weak = inversion.encode(inversion.create(run, "gradient", {"steps": 60, "prior_weight": 0.0}), x)
-    strong = inversion.encode(inversion.create(run, "gradient", {"steps": 60, "prior_weight": 50.0}), x)
-    assert strong.norm(dim=1).mean() < 0.5 * weak.norm(dim=1).mean()
-
-
-def test_uniform_prior_latents_are_clipped(tmp_path):
-    out = tmp_path / "u"
-    gantools.train(out=out, **{**RUN, "prior": "uniform", "steps": 2})
-    u = gantools.load_run(out)
-    _, x = _synthetic(u, n=4)
-    z = inversion.encode(inversion.create(u, "gradient", {"steps": 30, "lr": 0.5}), x)
-    assert z.abs().max() <= 1.0
-
-
-def test_hybrid_refines_the_encoder(run, fitted):
-    _, x = _synthetic(run, seed=3)
-    plain = {"steps": 80, "prior_mode": "none"}
-    refined = inversion.load(run, "hybrid", {**plain, "domain_weight": 0.0})
-    assert _mse(run, refined, x) < 0.8 * _mse(run, fitted, x)
-
-    # The in-domain term keeps z a code the encoder reproduces from G(z).
-    def domain_gap(inv):
-        z = inversion.encode(inv, x)
-        return float((z - inversion.encode(fitted, inversion.decode(run, z))).pow(2).mean())
-
-    held = inversion.load(run, "hybrid", {**plain, "domain_weight": 100.0})
-    assert domain_gap(held) < domain_gap(refined)
 
 
 def test_evaluate_real_images_and_baselines(run, fitted):
