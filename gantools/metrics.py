@@ -9,7 +9,6 @@ Without --metric, every installed metric that applies to the run is used (``appl
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import torch
 
+from gantools import fileio
 from gantools.errors import PluginLoadError, UserError
 from gantools.registry import Registry, default_registry
 
@@ -131,13 +131,8 @@ def evaluate(run, metrics: list[str] | None = None, n: int = 2000, seed: int = 0
 
 
 def write(result: dict[str, Any], path: str | Path) -> Path:
-    """Write an evaluation as JSON, atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write an evaluation as JSON, atomically (gantools.fileio)."""
+    return fileio.atomic_write_json(path, result)
 
 
 def scalar_items(figures: dict[str, Any]) -> list[tuple[str, Any]]:
