@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import torch
 
+from gantools import fileio
 from gantools.data import fetch
 from gantools.imageio import save_grid
 
@@ -14,8 +16,6 @@ CURVES = ("d_loss", "g_loss", "wasserstein", "penalty")
 
 def progress_bar(step: int, total: int):
     """A tqdm bar on stderr starting at ``step`` of ``total`` iterations."""
-    import sys
-
     from tqdm.auto import tqdm
     # Redirected to a file (nohup, CI), redraw rarely so logs stay readable.
     interval = 0.1 if sys.stderr.isatty() else 30.0
@@ -66,7 +66,7 @@ def truncate_metrics(path: Path, step: int) -> None:
     """Drop rows logged after ``step``: a resumed run rewrites them."""
     if Path(path).exists():
         rows = [r for r in read_metrics(path) if r.get("step", 0) <= step]
-        Path(path).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        fileio.atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))  # a crash keeps the history
 
 
 def plot_losses(metrics_path: Path, out: Path) -> bool:
@@ -84,6 +84,7 @@ def plot_losses(metrics_path: Path, out: Path) -> bool:
     ax.set_ylabel("value")
     ax.legend()
     ax.grid(alpha=0.3)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return True

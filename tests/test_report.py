@@ -145,3 +145,20 @@ def test_progress_bar_starts_at_the_step_and_redraws_rarely_when_not_a_terminal(
         assert bar.mininterval == pytest.approx(0.1)
     finally:
         bar.close()
+
+
+def test_truncation_is_atomic_and_plots_make_their_folder(tmp_path, monkeypatch):
+    from gantools import fileio
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps({"step": s, "d_loss": 1.0}) + "\n" for s in (1, 2, 3)))
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+    monkeypatch.setattr(fileio.os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        report.truncate_metrics(path, 1)
+    monkeypatch.undo()
+    assert [r["step"] for r in report.read_metrics(path)] == [1, 2, 3]  # the history survived
+    assert report.plot_losses(path, tmp_path / "new" / "curve.png")
+    assert (tmp_path / "new" / "curve.png").stat().st_size > 1000
