@@ -1,11 +1,12 @@
 """Atomic file writes: a crash or an error leaves either the old file or the new one, never a mix."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 Data = bytes | bytearray | memoryview | str
 
@@ -27,13 +28,23 @@ def atomic_write(path: str | os.PathLike, data: Data) -> Path:
     Returns:
         ``path`` as a Path.
     """
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_stream(path) as handle:
+        handle.write(payload)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_stream(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` piece by piece, atomically: the pieces go to a temporary file
+    that replaces ``path`` (fsynced, renamed) only when the block ends without an error; on an error
+    (or a kill) the target is untouched and no temporary file is left by an error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -41,7 +52,15 @@ def atomic_write(path: str | os.PathLike, data: Data) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
-    return path
+
+
+def cache_dir() -> Path:
+    """Where gantools keeps what it computes once (dataset caches, metric classifiers):
+    $GANTOOLS_CACHE, else $XDG_CACHE_HOME/gantools, else ~/.cache/gantools."""
+    if os.environ.get("GANTOOLS_CACHE"):
+        return Path(os.environ["GANTOOLS_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gantools"
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:

@@ -9,7 +9,6 @@ Without --metric, every installed metric that applies to the run is used (``appl
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,8 @@ from gantools.registry import Registry, default_registry
 
 
 def cache_dir() -> Path:
-    """Where metrics keep what they compute once (e.g. a classifier trained on real digits):
-    $GANTOOLS_CACHE, else $XDG_CACHE_HOME/gantools, else ~/.cache/gantools."""
-    if os.environ.get("GANTOOLS_CACHE"):
-        return Path(os.environ["GANTOOLS_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gantools"
+    """Where metrics keep what they compute once (gantools.fileio.cache_dir)."""
+    return fileio.cache_dir()
 
 
 class EvalContext:
@@ -51,6 +46,7 @@ class EvalContext:
         self.dataset_name, self.dataset_arg = split_dataset(run.config["dataset"])
         self._dataset_plugin = None
         self._real: torch.Tensor | None = None
+        self._all_real = False  # True once every item has been read
 
     def dataset_plugin(self):
         """The run's dataset plugin object (created with the run's dataset options)."""
@@ -61,13 +57,17 @@ class EvalContext:
 
     def real(self, n: int | None = None) -> torch.Tensor:
         """Up to n real items of the run's training data at its resolution (all when n is None),
-        in an order seeded by ``seed``, on the CPU: images (n, C, H, W) in [-1, 1] or points (n, 2)."""
+        in an order seeded by ``seed``, on the CPU: images (n, C, H, W) in [-1, 1] or points (n, 2).
+        Only the items asked for are read (a smaller n is a prefix of a larger one), so a large
+        image set is never decoded to float whole for a metric that needs a few thousand."""
         from gantools.data import load_items
 
-        if self._real is None:
-            self._real = load_items(self.run, self.dataset_name, self.dataset_arg,
-                                    self.run.config.get("dataset_opts", {}), seed=self.seed, registry=self.registry)
-        return self._real if n is None else self._real[:n]
+        have, wanted = self._real, float("inf") if n is None else n
+        if have is None or (len(have) < wanted and not self._all_real):
+            have = load_items(self.run, self.dataset_name, self.dataset_arg, self.run.config.get("dataset_opts", {}),
+                              n=n, seed=self.seed, registry=self.registry)
+            self._real, self._all_real = have, n is None or len(have) < n
+        return have if n is None else have[:n]
 
 
 def _applies(metric, ctx: EvalContext) -> str | None:

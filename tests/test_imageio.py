@@ -213,3 +213,22 @@ def test_tensor_images_float_and_labels():
     dataset = TensorImages(np.ones((4, 2), np.float64), labels=[0, 1, 2, 3])
     assert dataset.get_batch(torch.arange(4)).dtype == torch.float32
     assert dataset.shape == (2,) and dataset.labels.tolist() == [0, 1, 2, 3]
+
+
+def test_jpeg_draft_mode_decodes_smaller_and_stays_close(tmp_path):
+    from gantools.imageio import _draft_box, read_images
+
+    assert _draft_box((178, 218), 64) == (64, 79) and _draft_box((640, 480), 64) == (86, 64)
+    y, x = np.mgrid[0:480, 0:640]
+    smooth = np.stack([np.sin(x / 40), np.cos(y / 30), np.sin((x + y) / 50)], -1)
+    rng = np.random.default_rng(0)
+    Image.fromarray(np.clip(127 + 100 * smooth + rng.normal(0, 6, smooth.shape), 0, 255).astype(np.uint8)).save(
+        tmp_path / "big.jpg", quality=90)
+    with Image.open(tmp_path / "big.jpg") as img:
+        img.draft(img.mode, _draft_box(img.size, 64))
+        assert img.size == (160, 120)  # decoded at 1/4 scale, short side still >= 64
+    full, ok_full = read_images([tmp_path / "big.jpg"], 64, 3, draft=False)
+    fast, ok_fast = read_images([tmp_path / "big.jpg"], 64, 3, draft=True)
+    assert ok_full.all() and ok_fast.all() and full.shape == fast.shape == (1, 3, 64, 64)
+    diff = np.abs(full.astype(int) - fast.astype(int))
+    assert diff.mean() < 2.0 and not np.array_equal(full, fast)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import warnings
 
+from gantools.datacache import load_folder
 from gantools.errors import UserError
-from gantools.imageio import TensorImages, load_image_folder
+from gantools.imageio import TensorImages
 
 RECOMMENDED = {"image_size": 64}
 
@@ -12,13 +13,23 @@ RECOMMENDED = {"image_size": 64}
 class Folder:
     """Images from ``folder:PATH`` (jpg, jpeg, png, webp, bmp; any case, any depth).
 
-    Images are scaled so the short side fits, centre-cropped to a square and kept as uint8
-    in memory. Unreadable files are skipped with one warning that counts them.
+    Images are scaled so the short side fits and centre-cropped to a square. The folder is
+    decoded once, in parallel, into a uint8 cache that later starts open memory-mapped
+    (gantools.datacache); unreadable files are skipped with one warning that counts them.
+    Labels come from a dataset.json beside the images (``gantools prepare`` writes one).
+
+    Args:
+        cache: "auto" (under the gantools cache directory, $GANTOOLS_CACHE or ~/.cache/gantools),
+            "off" (decode into memory at every start) or a directory to keep the cache in.
+        workers: decoding processes; 0 means one per core.
     """
 
     kind = "images"
 
-    def __init__(self):
+    def __init__(self, cache: str = "auto", workers: int = 0):
+        if workers < 0:
+            raise UserError(f"folder: workers must be >= 0 (0: one per core), got {workers}")
+        self.cache, self.workers = cache, workers
         self.recommended = dict(RECOMMENDED)
 
     def build(self, arg: str | None, image_size: int | None,
@@ -35,11 +46,14 @@ class Folder:
         size = RECOMMENDED["image_size"] if image_size is None else image_size
         if not isinstance(size, int) or size < 1:
             raise UserError(f"folder: image_size must be a positive integer, got {size!r}")
-        images, skipped = load_image_folder(arg, size, 3 if channels is None else channels)
-        if skipped:
-            warnings.warn(f"folder dataset: skipped {skipped} unreadable image file(s) in {arg}",
+        channels = 3 if channels is None else channels
+        if channels not in (1, 3):
+            raise UserError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+        found = load_folder(arg, size, channels, cache=self.cache, workers=self.workers or None)
+        if found.skipped:
+            warnings.warn(f"folder dataset: skipped {found.skipped} unreadable image file(s) in {arg}",
                           UserWarning, stacklevel=2)
-        return TensorImages(images)
+        return TensorImages(found.images, labels=found.labels)
 
 
 dataset = Folder
