@@ -79,6 +79,8 @@ def _resumed_config(state: dict, settings: dict[str, Any], config_file: str | No
             raise UserError(f"--resume continues the saved run, which has {key}={saved.get(key)!r}; "
                             f"only {', '.join(allowed)} may change")
         saved[key], sources[key] = value, "cli"
+    if "steps" in settings and "epochs" not in settings:
+        saved["epochs"] = None  # --steps on resume replaces an epoch count
     return run_settings.validate(saved), sources
 
 

@@ -92,6 +92,8 @@ def resolve(registry: Registry, cli: dict[str, Any], config_file: str | None = N
     layer(file_values, f"file:{config_file}")
     layer(cli, "cli")
     _coerce_plugin_options(registry, config)
+    if config["epochs"] is not None and sources["steps"] == "cli" and sources["epochs"] == "cli":
+        raise UserError("give --steps or --epochs, not both")
     return validate(config), sources
 
 
@@ -107,3 +109,11 @@ def _coerce_plugin_options(registry: Registry, config: dict[str, Any]) -> None:
         if not isinstance(config[key], dict):
             raise UserError(f"{key} must be a table of key=value options")
         config[key] = coerce_options(registry.load(kind, name), config[key], f"{SINGULAR[kind]} '{name}'")
+
+
+def steps_for_epochs(config: dict[str, Any], n_items: int) -> int:
+    """Generator steps of ``config["epochs"]`` epochs: in one epoch the critic sees every real item
+    once, n_critic batches per step."""
+    per_step = config["batch_size"] * config["n_critic"]
+    return max(1, -(-config["epochs"] * n_items // per_step))
+

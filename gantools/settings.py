@@ -91,6 +91,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("inverter_opts", {}, OPTIONS, "inverter option K=V (repeatable)"),
     Setting("steps", 5000, INT, "generator iterations (each has n_critic critic steps)", check=at_least(1),
             resumable=True),
+    Setting("epochs", None, INT, "train for N epochs instead of --steps; one epoch = the critic has seen every "
+            "real image once: steps = ceil(N x images / (batch_size x n_critic))", check=at_least(1),
+            resumable=True, shown="off: --steps decides"),
     Setting("batch_size", 64, INT, "images per batch", check=at_least(1)),
     Setting("image_size", None, INT, "resolution", check=lambda v: None if v is None or v >= 4 else "must be at least 4",
             shown="the dataset's recommendation"),

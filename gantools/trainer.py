@@ -12,7 +12,7 @@ import torch
 
 from gantools import checkpoint as ckpt
 from gantools import distributed, metrics, precision, report, stepcontext
-from gantools.config import split_dataset
+from gantools.config import split_dataset, steps_for_epochs
 from gantools.data import BatchStream
 from gantools.errors import UserError
 from gantools.models import build_models, ema_decay, sample_prior, update_ema
@@ -94,6 +94,9 @@ class Trainer:
         self.data_kind = getattr(dataset, "kind", "images")
         data = dataset.build(arg, config["image_size"], config["channels"])
         self.data_shape = tuple(data[0].shape) if len(data) else ()
+        if config["epochs"] is not None:
+            config["steps"] = steps_for_epochs(config, len(data))
+            self.sources["steps"] = f"epochs:{config['epochs']}"
         self.stream = BatchStream(data, config["batch_size"], config["seed"], rank=self.dp.rank, world=self.dp.world)
 
     def _build_optimisers(self, registry: Registry) -> None:

@@ -257,3 +257,19 @@ def test_config_and_checkpoint_record_the_versions(tmp_path, tiny_settings):
     assert set(saved["plugins"]) == {"architectures/mlp", "losses/wgan-gp", "datasets/toy"}
     for entry in saved["plugins"].values():
         assert entry["distribution"] == "gantools" and entry["version"] == gantools.__version__
+
+
+def test_epochs_set_the_steps_from_the_data_size(tmp_path, tiny_settings):
+    settings = {k: v for k, v in tiny_settings.items() if k != "steps"}  # 512 points, batch 32, n_critic 5
+    run = gantools.train(out=tmp_path / "e", epochs=1, **settings)
+    assert run.step == run.config["steps"] == 4  # ceil(512 / (32 * 5))
+    saved = json.loads((tmp_path / "e" / "config.json").read_text())
+    assert saved["config"]["epochs"] == 1 and saved["sources"]["steps"] == "epochs:1"
+    more = gantools.train(out=tmp_path / "e", resume=True, epochs=3)  # resuming extends by epochs
+    assert more.step == 10  # ceil(3 * 512 / 160)
+    again = gantools.train(out=tmp_path / "e", resume=True, steps=12)  # --steps replaces the epoch count
+    assert again.step == 12 and again.config["epochs"] is None
+    with pytest.raises(UserError, match="--steps or --epochs, not both"):
+        gantools.train(out=tmp_path / "both", epochs=1, steps=3, **settings)
+    with pytest.raises(UserError, match="epochs must be at least 1"):
+        gantools.train(out=tmp_path / "zero", epochs=0, **settings)
