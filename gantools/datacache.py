@@ -104,13 +104,17 @@ def load_folder(root: str | os.PathLike, size: int, channels: int, *, cache: str
         return decoder.to_memory(_labels(label_file))
     directory = fileio.cache_dir() / "datasets" if cache == "auto" else Path(cache).expanduser()
     key = cache_key(entries, size, channels, stamp)
-    with _Lock(directory / f"{key}.lock"):
-        found = _open(directory, key)
-        if found is None:
-            for leftover in directory.glob(f".{key}.u8.*.tmp"):  # a build killed mid-write (we hold the lock)
-                leftover.unlink(missing_ok=True)
-            _build(directory, key, decoder, _labels(label_file), str(root))
-            found = _open(directory, key, after_build=True)
+    # Committed caches are never rewritten in place, so a healthy one is read without the lock;
+    # building (and judging damage) happens under it, so concurrent starts decode once.
+    found = _open(directory, key, quiet=True)
+    if found is None:
+        with _Lock(directory / f"{key}.lock"):
+            found = _open(directory, key)
+            if found is None:
+                for leftover in directory.glob(f".{key}.u8.*.tmp"):  # a build killed mid-write
+                    leftover.unlink(missing_ok=True)
+                _build(directory, key, decoder, _labels(label_file), str(root))
+                found = _open(directory, key, after_build=True)
     return found
 
 
@@ -240,8 +244,8 @@ def _checksums(path: Path, nbytes: int) -> list[list[int]]:
     return out
 
 
-def _open(directory: Path, key: str, after_build: bool = False) -> ImageSet | None:
-    """The cached set, or None (after one warning when a cache was there but is damaged)."""
+def _open(directory: Path, key: str, after_build: bool = False, quiet: bool = False) -> ImageSet | None:
+    """The cached set, or None (after one warning, unless ``quiet``, when a cache was there but is damaged)."""
     meta_path, data_path = directory / f"{key}.json", directory / f"{key}.u8"
     if not meta_path.exists() and not data_path.exists():
         return None
@@ -249,7 +253,8 @@ def _open(directory: Path, key: str, after_build: bool = False) -> ImageSet | No
     if problem is not None:
         if after_build:
             raise UserError(f"the dataset cache just written at {data_path} does not read back ({problem})")
-        warnings.warn(f"dataset cache {data_path} is damaged ({problem}); rebuilding it", stacklevel=3)
+        if not quiet:
+            warnings.warn(f"dataset cache {data_path} is damaged ({problem}); rebuilding it", stacklevel=3)
         return None
     meta = json.loads(meta_path.read_text())
     images = np.memmap(data_path, dtype=np.uint8, mode="r", shape=tuple(meta["shape"]))
