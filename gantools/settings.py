@@ -78,6 +78,15 @@ def _betas(v: tuple[float, ...]) -> str | None:
     return None if len(v) == 2 and all(0.0 <= b < 1.0 for b in v) else "must be two numbers in [0, 1)"
 
 
+def _augmentations(names: list[str]) -> str | None:
+    from gantools.augment import POLICIES
+
+    unknown = [n for n in names if n not in (*POLICIES, "none")]
+    if unknown or ("none" in names and len(names) > 1):
+        return f"must be none or one or more of {', '.join(POLICIES)}"
+    return None
+
+
 RECIPE = "the loss's recipe"
 SETTINGS: tuple[Setting, ...] = (
     Setting("arch", "dcgan", STR, "architecture plugin (gantools list architectures)"),
@@ -86,6 +95,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("arch_opts", {}, OPTIONS, "architecture option K=V (repeatable)"),
     Setting("loss_opts", {}, OPTIONS, "loss option K=V (repeatable)"),
     Setting("dataset_opts", {}, OPTIONS, "dataset option K=V (repeatable)"),
+    Setting("augment", [], NAMES, "augment what the critic sees: flip (random x-flip of real images), "
+            "diffaugment (colour, translation, cutout on real and generated images alike; Zhao et al. 2020); "
+            "comma-separated", check=lambda v: _augmentations(v), shown="none"),
     Setting("inverter", None, STR, "joint inverter trained with the GAN (ali, vaegan); post-hoc ones: "
             "gantools invert fit"),
     Setting("inverter_opts", {}, OPTIONS, "inverter option K=V (repeatable)"),

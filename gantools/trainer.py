@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from gantools import checkpoint as ckpt
-from gantools import distributed, metrics, precision, report, stepcontext
+from gantools import augment, distributed, metrics, precision, report, stepcontext
 from gantools.config import split_dataset, steps_for_epochs
 from gantools.data import BatchStream
 from gantools.errors import UserError
@@ -74,6 +74,7 @@ class Trainer:
         precision.check(config["precision"], self.device)
         torch.manual_seed(config["seed"])
         self._build_data(registry)
+        self.augment = self._augmentations()
         self.models = build_models(registry, config, self.data_shape, self.device)
         self.memory_format = self.models.memory_format
         for name in config["eval_metrics"]:  # fail now, not at the first evaluation
@@ -98,6 +99,15 @@ class Trainer:
             config["steps"] = steps_for_epochs(config, len(data))
             self.sources["steps"] = f"epochs:{config['epochs']}"
         self.stream = BatchStream(data, config["batch_size"], config["seed"], rank=self.dp.rank, world=self.dp.world)
+
+    def _augmentations(self) -> tuple[str, ...]:
+        policy = augment.parse(",".join(self.config["augment"]))
+        if policy and self.data_kind != "images":
+            raise UserError(f"--augment {','.join(policy)} applies to images; {self.dataset_name} holds points")
+        if "diffaugment" in policy and self.config["inverter"]:
+            raise UserError(f"--augment diffaugment changes the critic's inputs, which joint inverters "
+                            f"({self.config['inverter']}) pair with latents themselves; train them without it")
+        return policy
 
     def _build_optimisers(self, registry: Registry) -> None:
         """The joint inverter (if any), the optimisers, GradScalers and the data-parallel wrapping."""
@@ -152,8 +162,10 @@ class Trainer:
                             device=self.device, memory_format=self.memory_format, real_batch=self.real_batch)
 
     def real_batch(self) -> torch.Tensor:
-        """This rank's rows of the next real batch on the training device, in the training layout."""
-        return self.stream.next().to(self.device, non_blocking=True, memory_format=self.memory_format)
+        """This rank's rows of the next real batch on the training device, in the training layout
+        (x-flipped at random under --augment flip)."""
+        real = self.stream.next().to(self.device, non_blocking=True, memory_format=self.memory_format)
+        return augment.flip(real) if "flip" in self.augment else real
 
     # ---- one iteration ---------------------------------------------------------------------
     def prior(self, n: int) -> torch.Tensor:
@@ -186,6 +198,8 @@ class Trainer:
         with self.autocast():
             with torch.no_grad():
                 fake = m.generator(z)
+            # DiffAugment: the same kind of random transform on real and generated images.
+            real, fake = augment.augment_fake(real, self.augment), augment.augment_fake(fake, self.augment)
             if self.joint is not None:  # e.g. ALI: (x, E(x)) against (G(z), z)
                 real, fake = self.joint.critic_inputs(real, z, fake)
             with precision.loss_scale(self.scaler_d):  # fp16: penalties unscale their input gradient
@@ -208,7 +222,7 @@ class Trainer:
                 if self.joint is not None:  # the inverter's objective for G and its own networks
                     loss, logs = self.joint.generator_loss(self._joint_ctx, z, fake)
                 else:
-                    loss, logs = m.loss.generator_loss(self.adversary, fake)
+                    loss, logs = m.loss.generator_loss(self.adversary, augment.augment_fake(fake, self.augment))
             self._update(loss, self.opt_g, self.scaler_g, self._generator_sync)
         finally:
             self.adversary.requires_grad_(True)

@@ -273,3 +273,28 @@ def test_epochs_set_the_steps_from_the_data_size(tmp_path, tiny_settings):
         gantools.train(out=tmp_path / "both", epochs=1, steps=3, **settings)
     with pytest.raises(UserError, match="epochs must be at least 1"):
         gantools.train(out=tmp_path / "zero", epochs=0, **settings)
+
+
+def test_augmentation_reaches_the_critic_and_is_checked(tmp_path, tiny_settings, monkeypatch):
+    from gantools import augment
+
+    seen = []
+    real_fake = augment.augment_fake
+
+    def spy(x, policy):
+        seen.append(policy)
+        return real_fake(x, policy)
+    monkeypatch.setattr(augment, "augment_fake", spy)
+    run = gantools.train(out=tmp_path / "a", **{**tiny_settings, **DIGITS, "loss": "wgan-gp", "steps": 2,
+                                                 "augment": "flip,diffaugment", "dataset_opts": {}})
+    assert run.config["augment"] == ["flip", "diffaugment"]
+    assert seen and all(p == ("flip", "diffaugment") for p in seen)
+    # per iteration: real and fake in each of n_critic critic steps, fake in the generator step
+    assert len(seen) == 2 * (2 * run.config["n_critic"] + 1)
+    with pytest.raises(UserError, match="augment must be none or one or more of flip, diffaugment"):
+        gantools.train(out=tmp_path / "b", **{**tiny_settings, "augment": "rotate"})
+    with pytest.raises(UserError, match="applies to images"):
+        gantools.train(out=tmp_path / "c", **{**tiny_settings, "augment": "flip"})
+    with pytest.raises(UserError, match="joint inverters"):
+        gantools.train(out=tmp_path / "d", **{**tiny_settings, **DIGITS, "dataset_opts": {}, "augment": "diffaugment",
+                                              "inverter": "ali"})
