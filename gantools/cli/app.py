@@ -11,6 +11,7 @@ from gantools.cli.info import info, list_plugins
 from gantools.cli.invert import invert
 from gantools.cli.latent import latent
 from gantools.cli.options import CONTEXT
+from gantools.cli.prepare import prepare
 from gantools.cli.run import run
 from gantools.cli.sample import sample
 from gantools.errors import UserError
@@ -29,6 +30,7 @@ cli.add_command(sample)
 cli.add_command(evaluate)
 cli.add_command(invert)
 cli.add_command(latent)
+cli.add_command(prepare)
 
 
 def _error_label() -> str:
