@@ -76,8 +76,8 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, size: int, channels:
     """Turn a folder, archive or video of images into a folder of square PNGs to train on.
 
     Args:
-        src: an image folder (recursive; may hold videos too), a .zip/.tar/.tar.gz/.tgz of
-            images, a video (.mp4, .avi, .mov, .mkv, .webm) or one image.
+        src: an image folder (recursive), a .zip/.tar/.tar.gz/.tgz of images, a video (.mp4,
+            .avi, .mov, .mkv, .webm), a folder of videos (one without images) or one image.
         out: the output folder; must not exist, unless it is a previous prepare output and
             ``overwrite`` is set.
         size: side of the square PNGs in pixels.
