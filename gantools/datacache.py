@@ -57,8 +57,21 @@ class ImageSet:
     cache: Path | None = None
 
 
+# Files of a `gantools prepare` output (report.json names the tool) that are not training images.
+PREPARE_EXTRAS = ("preview.png",)
+
+
+def _prepared(root: Path) -> bool:
+    try:
+        return json.loads((root / "report.json").read_text()).get("tool") == "gantools prepare"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def scan(root: Path) -> list[tuple[str, int, int]]:
-    """(relative posix path, size, mtime_ns) of every image file under root, sorted by path."""
+    """(relative posix path, size, mtime_ns) of every image file under root, sorted by path (a
+    prepared folder's preview grid left out)."""
+    skip = {root / name for name in PREPARE_EXTRAS} if _prepared(root) else set()
     found = []
     stack = [root]
     while stack:
@@ -66,7 +79,8 @@ def scan(root: Path) -> list[tuple[str, int, int]]:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=True):
                     stack.append(Path(entry.path))
-                elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS and entry.is_file():
+                elif (Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS and entry.is_file()
+                      and Path(entry.path) not in skip):
                     info = entry.stat()
                     found.append((Path(entry.path).relative_to(root).as_posix(), info.st_size, info.st_mtime_ns))
     return sorted(found)

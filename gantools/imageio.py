@@ -23,7 +23,7 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 # Errors PIL raises for unreadable, truncated or hostile files; anything else is a bug.
 # (UnidentifiedImageError is an OSError.)
-_READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 # Mid-grey separates tiles whether the images are dark or light.
 _GRID_PAD_VALUE = 128
@@ -111,7 +111,7 @@ def list_image_files(path: str | os.PathLike) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
-def _convert(img: Image.Image, mode: str) -> Image.Image:
+def convert_image(img: Image.Image, mode: str) -> Image.Image:
     """Convert to "RGB" or "L" without the pitfalls of a plain ``convert``."""
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
@@ -135,7 +135,7 @@ def _read_image(file, size: int, mode: str, draft: bool = False) -> np.ndarray:
         if draft and img.format == "JPEG":
             img.draft(img.mode, _draft_box(img.size, size))
         img.load()
-        img = resize_center_crop(_convert(img, mode), size)
+        img = resize_center_crop(convert_image(img, mode), size)
     array = np.asarray(img, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
@@ -158,7 +158,7 @@ def read_images(files: list, size: int, channels: int, draft: bool = False) -> t
         try:
             out[i] = _read_image(file, size, mode, draft)
             ok[i] = True
-        except _READ_ERRORS:
+        except READ_ERRORS:
             continue
     return out, ok
 
@@ -203,7 +203,7 @@ def load_image_folder(path: str | os.PathLike, size: int,
     for file in files:
         try:
             out[count] = _read_image(file, size, mode)
-        except _READ_ERRORS:
+        except READ_ERRORS:
             continue
         count += 1
     if count == 0:

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from gantools.errors import UserError
-from gantools.imageio import _READ_ERRORS, IMAGE_EXTENSIONS, _convert, list_image_files, resize_center_crop
+from gantools.imageio import IMAGE_EXTENSIONS, READ_ERRORS, convert_image, list_image_files, resize_center_crop
 
 TOOL = "gantools prepare"
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm"})
@@ -423,8 +423,8 @@ def prepare_image(payload: Path | bytes, settings: Settings) -> tuple[str | None
     try:
         with Image.open(io.BytesIO(payload) if isinstance(payload, bytes) else payload) as img:
             img.load()
-            img = _convert(img, settings.mode)
-    except _READ_ERRORS:
+            img = convert_image(img, settings.mode)
+    except READ_ERRORS:
         return "unreadable", None
     if not settings.faces:
         return None, encode(img, settings.size)

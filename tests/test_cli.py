@@ -43,7 +43,7 @@ def trained_run(tmp_path_factory):
     (["run", "--lr", "-1"], "lr must be positive"),
     (["run", "--dataset", "toy:moons"], "moons"),
     (["run", "--dataset", "folder:/no/such/dir"], "/no/such/dir"),
-    (["run", "--image-size", "24"], "power-of-two"),
+    (["run", "--image-size", "36"], "4..7 times a power of two"),
     (["run", "--config", "/no/such.json"], "cannot read config file"),
     (["run", "--resume"], "resume needs the run directory"),
     (["sample", "/no/such/run", "--out", "x.png"], "no run directory at /no/such/run"),

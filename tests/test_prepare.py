@@ -372,9 +372,6 @@ def test_a_prepared_folder_trains(tmp_path, capsys, monkeypatch):
     assert code == 0, err
 
 
-@pytest.mark.xfail(strict=True, reason="the folder dataset reads DIR/preview.png as a training image (and, "
-                   "with labels, stops: dataset.json has no label for it); gantools.datacache.scan should "
-                   "skip the files of a prepare output (report.json with tool 'gantools prepare')")
 def test_the_folder_dataset_sees_exactly_the_prepared_images(class_folder, tmp_path):
     from gantools_plugins.datasets.folder import Folder
 

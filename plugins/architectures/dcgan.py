@@ -4,23 +4,39 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gantools.errors import UserError
 from gantools.nn import FusedLeakyReLU
-from gantools_plugins.architectures._init import ConvArchitecture, dcgan_init, square_levels
+from gantools_plugins.architectures._init import ConvArchitecture, dcgan_init
+
+
+def _grid(image_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(levels, base): the side is base * 2**levels with base 4..7 and at least one 2x step, so
+    16 px is 4 -> 8 -> 16 and MNIST's 28 px is 7 -> 14 -> 28 (as the DCGANs for MNIST do)."""
+    if len(image_shape) != 3:
+        raise UserError(f"dcgan needs images (C, H, W), got shape {tuple(image_shape)}; use --arch mlp for points")
+    _, height, width = image_shape
+    side, levels = height, 0
+    while side > 7 and side % 2 == 0:
+        side, levels = side // 2, levels + 1
+    if height != width or levels < 1 or not 4 <= side <= 7:
+        raise UserError(f"dcgan needs square images whose side is 4..7 times a power of two, at least 8 "
+                        f"(8, 16, 28, 32, 64, ...), got {height}x{width}")
+    return levels, side
 
 
 def _levels(image_shape: tuple[int, ...]) -> int:
-    """Number of 2x resolution steps between 4x4 and the image size."""
-    return square_levels("dcgan", image_shape)
+    """Number of 2x resolution steps between the base grid (4x4 to 7x7) and the image size."""
+    return _grid(image_shape)[0]
 
 
 class Generator(nn.Module):
-    """z (N, z_dim) -> 4x4 -> ... -> (N, C, S, S) in [-1, 1]; BatchNorm + ReLU, tanh output."""
+    """z (N, z_dim) -> 4x4 (7x7 for 28 px) -> ... -> (N, C, S, S) in [-1, 1]; BatchNorm + ReLU, tanh output."""
 
     def __init__(self, z_dim: int, image_shape: tuple[int, int, int], width: int):
         super().__init__()
-        levels = _levels(image_shape)
+        levels, base = _grid(image_shape)
         ch = width * 2 ** (levels - 1)
-        layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, ch, 4, 1, 0, bias=False),
+        layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, ch, base, 1, 0, bias=False),  # 1x1 -> base x base
                                    nn.BatchNorm2d(ch), nn.ReLU(inplace=True)]
         for _ in range(levels - 1):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
@@ -46,7 +62,7 @@ class Critic(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], width: int, norm: str):
         super().__init__()
-        levels = _levels(image_shape)
+        levels, base = _grid(image_shape)
         layers: list[nn.Module] = [nn.Conv2d(image_shape[0], width, 4, 2, 1, bias=False),
                                    FusedLeakyReLU(width, 0.2)]  # no norm on the first layer (DCGAN)
         ch = width
@@ -59,7 +75,7 @@ class Critic(nn.Module):
             else:
                 layers.append(FusedLeakyReLU(ch, 0.2))
         self.features = nn.Sequential(*layers)
-        self.head = nn.Conv2d(ch, 1, 4, 1, 0)  # 4x4 -> 1x1
+        self.head = nn.Conv2d(ch, 1, base, 1, 0)  # base x base -> 1x1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x)).flatten()

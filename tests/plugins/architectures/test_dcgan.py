@@ -22,3 +22,24 @@ def test_reloaded_run_samples_exactly_what_the_trained_run_samples(channels_last
     x = loaded.sample(4, seed=2)
     with torch.no_grad():  # the wgan-gp critic has no batch norm or dropout: train and eval mode agree
         assert torch.equal(loaded.critic(x), run.critic(x))
+
+
+@pytest.mark.parametrize("side,base,levels", [(8, 4, 1), (16, 4, 2), (28, 7, 2), (24, 6, 2), (64, 4, 4)])
+def test_sides_are_a_base_of_4_to_7_doubled(side, base, levels):
+    from gantools_plugins.architectures.dcgan import DCGAN, _grid
+
+    assert _grid((1, side, side)) == (levels, base)
+    arch = DCGAN(width=4)
+    g, d = arch.generator(6, (1, side, side)), arch.discriminator((1, side, side), per_sample=True)
+    x = g(torch.randn(2, 6))
+    assert x.shape == (2, 1, side, side) and d(x).shape == (2,)
+    assert d.features(x).shape[-1] == base  # the head reads the base grid (7x7 for MNIST's 28 px)
+
+
+@pytest.mark.parametrize("side", [4, 9, 30, 36, 112 * 3])
+def test_other_sides_are_refused(side):
+    from gantools.errors import UserError
+    from gantools_plugins.architectures.dcgan import DCGAN
+
+    with pytest.raises(UserError, match="4..7 times a power of two"):
+        DCGAN().check_shape((1, side, side))
