@@ -29,7 +29,7 @@ import numpy as np
 
 from gantools import fileio
 from gantools.errors import UserError
-from gantools.imageio import IMAGE_EXTENSIONS, read_images
+from gantools.imageio import IMAGE_EXTENSIONS, TensorImages, read_images
 
 FORMAT = "gantools-image-cache"
 VERSION = 1
@@ -222,6 +222,39 @@ def _label_array(labels: dict[str, int] | None, kept: list[str], root: Path) -> 
     return np.array([labels[f] for f in kept], dtype=np.int64)
 
 
+class MappedImages(TensorImages):
+    """TensorImages over a cache's read-only memory map that keeps the process's resident set small.
+
+    Batches read their rows through the map (one indexing call); every ``release_every`` batches
+    the map's pages are dropped from this process (madvise MADV_DONTNEED on a shared read-only
+    file map): they stay in the kernel's page cache, shared with every other process reading the
+    cache, and the next access maps them again without reading the disk. So RSS stays near the
+    training's own memory instead of growing to the whole array over an epoch (measured: each
+    12 KB row read maps about 400 KB of the file here, the page cache's large folios, so 64
+    random rows map 25 MB; MADV_RANDOM alone does not change that).
+    """
+
+    def __init__(self, images: np.ndarray, labels=None, release_every: int = 1):
+        super().__init__(images, labels=labels)
+        self._map, self._release_every, self._batches = images, release_every, 0
+
+    def get_batch(self, indices):
+        batch = super().get_batch(indices)
+        self._batches += 1
+        if self._batches % self._release_every == 0:
+            _advise(self._map, "MADV_DONTNEED")
+        return batch
+
+
+def _advise(images: np.ndarray, advice: str) -> None:
+    """madvise a numpy memory map where the platform has it (Linux, Python 3.8+)."""
+    import mmap
+
+    handle = getattr(images, "_mmap", None)
+    if handle is not None and hasattr(handle, "madvise") and hasattr(mmap, advice):
+        handle.madvise(getattr(mmap, advice))
+
+
 # ---- the cache files ------------------------------------------------------------------------
 def _build(directory: Path, key: str, decoder: _Decoder, labels: dict[str, int] | None, source: str) -> None:
     """Decode into KEY.u8 (streamed, atomic), then write KEY.json, the record that makes it valid."""
@@ -272,6 +305,7 @@ def _open(directory: Path, key: str, after_build: bool = False, quiet: bool = Fa
         return None
     meta = json.loads(meta_path.read_text())
     images = np.memmap(data_path, dtype=np.uint8, mode="r", shape=tuple(meta["shape"]))
+    _advise(images, "MADV_RANDOM")  # rows are read in random order: no readahead around each one
     labels = None if meta["labels"] is None else np.asarray(meta["labels"], dtype=np.int64)
     return ImageSet(images, meta["files"], int(meta["skipped"]), labels, data_path)
 

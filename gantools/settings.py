@@ -91,7 +91,8 @@ RECIPE = "the loss's recipe"
 SETTINGS: tuple[Setting, ...] = (
     Setting("arch", "dcgan", STR, "architecture plugin (gantools list architectures)"),
     Setting("loss", "wgan-gp", STR, "loss plugin (gantools list losses)"),
-    Setting("dataset", "digits", STR, "dataset plugin, NAME or NAME:ARG (folder:PATH, npz:PATH, toy:25gaussians)"),
+    Setting("dataset", "digits", STR, "dataset plugin, NAME or NAME:ARG (folder:PATH, mnist[:PATH], npz:PATH, "
+            "toy:25gaussians)"),
     Setting("arch_opts", {}, OPTIONS, "architecture option K=V (repeatable)"),
     Setting("loss_opts", {}, OPTIONS, "loss option K=V (repeatable)"),
     Setting("dataset_opts", {}, OPTIONS, "dataset option K=V (repeatable)"),

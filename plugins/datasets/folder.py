@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import warnings
 
-from gantools.datacache import load_folder
+from gantools.datacache import MappedImages, load_folder
 from gantools.errors import UserError
 from gantools.imageio import TensorImages
 
@@ -53,6 +53,8 @@ class Folder:
         if found.skipped:
             warnings.warn(f"folder dataset: skipped {found.skipped} unreadable image file(s) in {arg}",
                           UserWarning, stacklevel=2)
+        if found.cache is not None:
+            return MappedImages(found.images, labels=found.labels)
         return TensorImages(found.images, labels=found.labels)
 
 
