@@ -12,7 +12,8 @@ dcgan at --image-size 64:
   warm start (cache present);
 - peak RSS of the training process over one step (and of the decoding workers), and the RSS that
   building the trainer (dataset included) adds: the in-memory array, or nothing for the map;
-- training images/s over a few steps, in-memory array against the memory map;
+- training images/s over a few steps, in-memory array against the memory map, in separate
+  processes and interleaved in blocks of steps in one process (one trainer, the same array);
 - two processes that open the cached set and read all of it: their proportional share (PSS) of
   the mapping sums to one copy of the array.
 Results are printed and written as JSON (--out).
@@ -107,6 +108,41 @@ def generate(folder: Path, n: int) -> None:
     print(f"generated {n} JPEGs in {time.perf_counter() - start:.0f} s", file=sys.stderr)
 
 
+# Runs in a fresh process: one trainer, its batches read alternately from the memory map and from
+# an in-memory copy of the same array, in blocks of steps (so machine drift hits both alike).
+INTERLEAVED = r"""
+import json, sys, time
+import numpy as np
+from gantools.config import resolve
+from gantools.imageio import TensorImages
+from gantools.registry import default_registry
+from gantools.trainer import Trainer
+folder, cache, rounds, block, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+registry = default_registry()
+config, sources = resolve(registry, {"dataset": "folder:" + folder, "image_size": 64, "loss": "gan",
+                                     "batch_size": batch, "steps": 10**6, "dataset_opts": {"cache": cache}})
+trainer = Trainer(registry, config, sources, cache + "/run", progress=False)
+mapped = trainer.stream.dataset
+loaders = {"memory": TensorImages(np.array(mapped._map)), "memory_map": mapped}
+trainer.train_step()  # warm-up
+seconds = {name: 0.0 for name in loaders}
+for _ in range(rounds):
+    for name, data in loaders.items():
+        trainer.stream.dataset = data
+        tick = time.perf_counter()
+        for _ in range(block):
+            trainer.train_step()
+        seconds[name] += time.perf_counter() - tick
+print(json.dumps({name: round(rounds * block * batch / s, 1) for name, s in seconds.items()}))
+"""
+
+
+def interleaved_throughput(folder: Path, cache: str, rounds: int, block: int, batch: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", INTERLEAVED, str(folder), cache, str(rounds), str(block), str(batch)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def train_probe(folder: Path, cache: str, loader: str, steps: int, batch: int) -> dict:
     out = subprocess.run([sys.executable, "-c", TRAIN, str(folder), cache, loader, str(steps), str(batch)],
                          check=True, capture_output=True, text=True)
@@ -180,6 +216,7 @@ def main(argv=None) -> int:
         result["cold_cache"] = train_probe(folder, cache, "new", 1, args.batch)
         result["warm_cache"] = train_probe(folder, cache, "new", 1, args.batch)
         result["warm_cache_throughput"] = train_probe(folder, cache, "new", args.steps, args.batch)
+        result["images_per_s_interleaved"] = interleaved_throughput(folder, cache, 4, 5, args.batch)
         result["cold_speedup"] = round(result["old_loader"]["to_first_step_s"] / result["cold_cache"]["to_first_step_s"], 2)
         for probe in ("old_loader", "cold_cache", "warm_cache", "warm_cache_throughput"):
             result[probe]["peak_rss_over_array"] = round(result[probe]["peak_rss_mib"] / array_mib, 2)
