@@ -84,6 +84,7 @@ class Trainer:
         n_fixed = N_FIXED_POINTS if self.data_kind == "points" else N_FIXED
         self.fixed_z = sample_prior(n_fixed, config["z_dim"], config["prior"], torch.device("cpu"), fixed_gen)
         self.step = 0
+        self._checked = 0  # the last step at which the losses were checked and found finite
         self._stop_requested = False
         self._log_sums: dict[str, tuple[torch.Tensor, int]] = {}  # key -> (sum, count) since the last row
         self._log_count = 0
@@ -242,7 +243,10 @@ class Trainer:
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One iteration: n_critic critic updates, then one generator update. The critic's losses
-        and logs are the means over its n_critic updates; each update's loss is checked."""
+        and logs are the means over its n_critic updates. Nothing here waits for the device: the
+        logs stay device tensors, and divergence is judged on their sums (check_finite) at log
+        steps and before anything is saved; under fp16 the GradScaler reads its overflow flag
+        every step anyway, so a non-finite loss is judged there at once."""
         self._set_learning_rate()
         self._skipped = 0
         critic: list[tuple[torch.Tensor, dict]] = []
@@ -250,27 +254,43 @@ class Trainer:
             for _ in range(self.config["n_critic"]):
                 critic.append(self.critic_step())
             g_loss, g_logs = self.generator_step()
-        d_losses = torch.stack([loss.float() for loss, _ in critic])  # (n_critic,)
-        logs = _mean_logs([d_logs for _, d_logs in critic])
+        logs = _mean_logs([{**d_logs, "d_loss": loss} for loss, d_logs in critic], g_loss.device)
         logs.update(g_logs)
-        if self.dp.world > 1:  # every rank judges divergence on the same (global) numbers
-            both = self.dp.mean(torch.cat([d_losses, g_loss.float().reshape(1)]))
-            d_losses, g_loss = both[:-1], both[-1]
-        logs["d_loss"], logs["g_loss"] = d_losses.mean(), g_loss
+        logs["g_loss"] = g_loss.detach().to(torch.float64)
         if self.scaler_d is not None:
-            logs["amp_skipped"] = torch.tensor(float(self._skipped))
-        for name, values in (("d_loss", d_losses), ("g_loss", g_loss.reshape(1))):
-            bad = values[~torch.isfinite(values)]
-            if len(bad):
-                if self._skipped and min(self.scaler_d.get_scale(), self.scaler_g.get_scale()) >= MIN_LOSS_SCALE:
-                    return {"amp_skipped": logs["amp_skipped"]}  # an fp16 overflow: the update was skipped
-                raise TrainingDiverged(self._diverged_message(name, float(bad[0])))
+            return self._fp16_logs(logs)
         return logs
+
+    def _fp16_logs(self, logs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Under fp16 a non-finite loss is first an overflow the GradScaler skipped (its scale then
+        halves); it is divergence once the scale has fallen below MIN_LOSS_SCALE."""
+        logs["amp_skipped"] = torch.tensor(float(self._skipped))
+        finite = all(bool(torch.isfinite(logs[k])) for k in ("d_loss", "g_loss"))
+        if not finite and self._skipped and min(self.scaler_d.get_scale(), self.scaler_g.get_scale()) >= MIN_LOSS_SCALE:
+            return {"amp_skipped": logs["amp_skipped"]}
+        return logs
+
+    def check_finite(self) -> None:
+        """Stop the run if a loss summed since the last log row is NaN or infinite (one wait for
+        the device; every rank judges the same global sums). Called at log steps and before every
+        checkpoint, sample grid and evaluation, so nothing non-finite is ever saved."""
+        keys = [k for k in ("d_loss", "g_loss") if k in self._log_sums]
+        if not keys:
+            return
+        totals = torch.stack([self._log_sums[k][0] for k in keys])
+        if self.dp.world > 1:
+            totals = self.dp.mean(totals)
+        if bool(torch.isfinite(totals).all()):
+            self._checked = self.step
+            return
+        name = keys[int((~torch.isfinite(totals)).nonzero()[0])]
+        raise TrainingDiverged(self._diverged_message(name, float(totals[keys.index(name)])))
 
     def _diverged_message(self, name: str, value: float) -> str:
         latest = self.out / "checkpoints" / "latest.pt"
         kept = f"the last good checkpoint is {latest}" if latest.exists() else "no checkpoint was written yet"
-        return (f"{name} became {value} at step {self.step + 1}; training stopped ({kept}). "
+        return (f"{name} became {value} between steps {self._checked + 1} and {self.step} (losses are checked "
+                f"every --log-every steps and before every checkpoint); training stopped ({kept}). "
                 f"Try a lower --lr or a different loss")
 
     # ---- run directory -------------------------------------------------------------------
@@ -351,16 +371,18 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------
     def _accumulate(self, logs: dict[str, torch.Tensor]) -> None:
-        # Per key, as some logs come and go (a lazy penalty's, fp16 overflows).
+        # Per key, as some logs come and go (a lazy penalty's, fp16 overflows); sums stay on the
+        # device, so no step waits for it.
         for key, value in logs.items():
-            value = torch.as_tensor(value, dtype=torch.float64).detach().cpu()
+            value = torch.as_tensor(value).detach().to(self.device, torch.float64)
             total, count = self._log_sums.get(key, (0.0, 0))
             self._log_sums[key] = (total + value, count + 1)
         self._log_count += 1
 
     def _flush_logs(self, seconds: float, bar) -> dict[str, float]:
         """Append the mean of the logs since the last row (over steps, and over ranks) to metrics.jsonl
-        (on rank 0; the other ranks take part in the mean only)."""
+        (on rank 0; the other ranks take part in the mean only), after checking the losses."""
+        self.check_finite()
         n = max(self._log_count, 1)
         keys = list(self._log_sums)  # the same keys in the same order on every rank
         totals = [self._log_sums[k][0] for k in keys]
@@ -399,6 +421,7 @@ class Trainer:
                 bar.close()
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+        self.check_finite()  # an interrupted run's last steps too
         self.save_checkpoint()
         if self.joint is not None:
             self.rundir.save_inverter(self.config["inverter"], self.config["inverter_opts"], self.joint.state_dict())
@@ -408,37 +431,50 @@ class Trainer:
         return status
 
     def _stop_reason(self, start: float) -> str | None:
-        """'interrupted' or 'time limit' when the run must stop now; all ranks agree on it."""
+        """'interrupted' or 'time limit' when the run must stop now. Several ranks agree on it
+        through a collective, which waits for the device, so they ask at log steps only."""
         limit = self.config["time_limit"]
+        if self.dp.world > 1 and self.step % self.config["log_every"]:
+            return None
         interrupted, out_of_time = self.dp.any(self._stop_requested,
                                                bool(limit) and time.perf_counter() - start >= 60.0 * limit)
         return "interrupted" if interrupted else "time limit" if out_of_time else None
 
     def _loop(self, bar) -> str:
         cfg = self.config
-        tick = start = time.perf_counter()
+        self._tick = start = time.perf_counter()
         while self.step < cfg["steps"]:
             reason = self._stop_reason(start)
             if reason is not None:
                 if reason == "time limit" and self._log_count:
-                    self._flush_logs(time.perf_counter() - tick, bar)
+                    self._flush_logs(time.perf_counter() - self._tick, bar)
                 return reason
             self._accumulate(self.train_step())
             self.step += 1
             if bar is not None:
                 bar.update(1)
-            if self.step % cfg["log_every"] == 0 or self.step == cfg["steps"]:
-                now = time.perf_counter()
-                self._flush_logs(now - tick, bar)
-                tick = now
-            if self.step % cfg["sample_every"] == 0:
-                self.save_samples()
-            if self.step % cfg["checkpoint_every"] == 0:
-                self.save_checkpoint()
-            if cfg["eval_every"] and (self.step % cfg["eval_every"] == 0 or self.step == cfg["steps"]):
-                if self.dp.is_main:
-                    self.evaluate()
+            self._periodic(bar)
         return "finished"
+
+    def _periodic(self, bar) -> None:
+        """What is due after this step: a log row, a sample grid, a checkpoint, an evaluation.
+        The losses are checked first whenever anything is due (the only wait for the device)."""
+        cfg, step = self.config, self.step
+        log = step % cfg["log_every"] == 0 or step == cfg["steps"]
+        sample, keep = step % cfg["sample_every"] == 0, step % cfg["checkpoint_every"] == 0
+        evaluate = bool(cfg["eval_every"]) and (step % cfg["eval_every"] == 0 or step == cfg["steps"])
+        if log or sample or keep or evaluate:
+            self.check_finite()
+        if log:
+            now = time.perf_counter()
+            self._flush_logs(now - self._tick, bar)
+            self._tick = now
+        if sample:
+            self.save_samples()
+        if keep:
+            self.save_checkpoint()
+        if evaluate and self.dp.is_main:
+            self.evaluate()
 
     def evaluate(self) -> dict[str, Any]:
         """Score the sampling generator with metric plugins; append {"step", "eval"} to metrics.jsonl.
@@ -451,11 +487,11 @@ class Trainer:
         return figures
 
 
-def _mean_logs(rows: list[dict]) -> dict[str, torch.Tensor]:
-    """Per key, the mean over the rows that have it (a lazy penalty logs on some steps only)."""
+def _mean_logs(rows: list[dict], device: torch.device) -> dict[str, torch.Tensor]:
+    """Per key, the mean over the rows that have it (a lazy penalty logs on some steps only), on ``device``."""
     keys = dict.fromkeys(k for row in rows for k in row)
-    return {k: torch.stack([torch.as_tensor(row[k], dtype=torch.float64).detach().cpu() for row in rows if k in row])
-            .mean() for k in keys}
+    return {k: torch.stack([torch.as_tensor(row[k], device=device).detach().to(torch.float64)
+                            for row in rows if k in row]).mean() for k in keys}
 
 
 def _main_thread() -> bool:
