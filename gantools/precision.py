@@ -23,11 +23,12 @@ def check(precision: str, device: torch.device) -> None:
                         f"has none); use fp16 or fp32")
 
 
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """The forward passes' context: torch.autocast to bf16/fp16 on ``device``, nothing for fp32."""
+def autocast(precision: str, device: torch.device, cache: bool = True) -> contextlib.AbstractContextManager:
+    """The forward passes' context: torch.autocast to bf16/fp16 on ``device``, nothing for fp32.
+    ``cache`` False for CUDA graphs (autocast's weight-cast cache cannot live across a capture)."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=_DTYPES[precision])
+    return torch.autocast(device.type, dtype=_DTYPES[precision], cache_enabled=cache)
 
 
 def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:

@@ -127,6 +127,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(faster convolutions on CPU)", shown="on for images"),
     Setting("precision", "fp32", CHOICE, "autocast the forward passes to bf16 or fp16 (fp16 with loss "
             "scaling); fp32: none", choices=PRECISIONS, resumable=True),
+    Setting("cuda_graphs", False, BOOL, "capture each training iteration as a CUDA graph and replay it (one "
+            "launch per step; CUDA, one process, fp32/bf16; refused with the reason where capture cannot work)",
+            resumable=True),
     Setting("seed", 0, INT, "random seed"),
     Setting("device", "auto", STR, "auto, cpu or cuda[:N]", check=_device, resumable=True),
     Setting("sample_every", 500, INT, "write a sample grid every N steps", check=at_least(1), resumable=True),

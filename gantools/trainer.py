@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from gantools import checkpoint as ckpt
-from gantools import augment, distributed, metrics, precision, report, stepcontext
+from gantools import augment, cudagraphs, distributed, metrics, precision, report, stepcontext
 from gantools.config import split_dataset, steps_for_epochs
 from gantools.data import BatchStream
 from gantools.errors import UserError
@@ -32,10 +32,15 @@ class TrainingDiverged(UserError):
     """A loss became NaN or infinite."""
 
 
-def make_optimizer(params, config: dict[str, Any]) -> torch.optim.Optimizer:
+def make_optimizer(params, config: dict[str, Any], device: torch.device | None = None) -> torch.optim.Optimizer:
+    """The run's optimiser; with ``device`` (CUDA graphs) capturable, its learning rate a tensor there."""
+    lr: float | torch.Tensor = config["lr"]
+    extra: dict[str, Any] = {}
+    if device is not None:
+        lr, extra = torch.tensor(float(lr), device=device), {"capturable": True}
     if config["optimizer"] == "rmsprop":
-        return torch.optim.RMSprop(params, lr=config["lr"])
-    return torch.optim.Adam(params, lr=config["lr"], betas=tuple(config["betas"]))
+        return torch.optim.RMSprop(params, lr=lr, **extra)
+    return torch.optim.Adam(params, lr=lr, betas=tuple(config["betas"]), **extra)
 
 
 class Trainer:
@@ -80,6 +85,9 @@ class Trainer:
         for name in config["eval_metrics"]:  # fail now, not at the first evaluation
             registry.info("metrics", name)
         self._build_optimisers(registry)
+        self.next_real = None  # set by CUDA graphs: returns the static real batches
+        self._ema_decay: float | torch.Tensor = 0.0
+        self.graphed = self._cuda_graphs() if config["cuda_graphs"] else None
         fixed_gen = torch.Generator().manual_seed(config["seed"] + 1)
         n_fixed = N_FIXED_POINTS if self.data_kind == "points" else N_FIXED
         self.fixed_z = sample_prior(n_fixed, config["z_dim"], config["prior"], torch.device("cpu"), fixed_gen)
@@ -110,6 +118,13 @@ class Trainer:
                             f"({self.config['inverter']}) pair with latents themselves; train them without it")
         return policy
 
+    def _cuda_graphs(self) -> cudagraphs.GraphedIteration:
+        reason = cudagraphs.refusal(self.config, self.device, self.dp.world, self.models.loss)
+        if reason is not None:
+            raise UserError(f"--cuda-graphs cannot capture this run: {reason}")
+        self._ema_decay = torch.zeros((), device=self.device)  # read by the captured EMA update
+        return cudagraphs.GraphedIteration(self)
+
     def _build_optimisers(self, registry: Registry) -> None:
         """The joint inverter (if any), the optimisers, GradScalers and the data-parallel wrapping."""
         config = self.config
@@ -122,8 +137,9 @@ class Trainer:
         generator_side = list(self.models.generator.parameters())
         if self.joint is not None:  # the inverter's own networks train with the generator
             generator_side += list(self.joint.parameters())
-        self.opt_g = make_optimizer(generator_side, config)
-        self.opt_d = make_optimizer(self.adversary.parameters(), config)
+        graphs = self.device if config["cuda_graphs"] else None
+        self.opt_g = make_optimizer(generator_side, config, graphs)
+        self.opt_d = make_optimizer(self.adversary.parameters(), config, graphs)
         self.scaler_d = precision.grad_scaler(config["precision"], self.device)
         self.scaler_g = precision.grad_scaler(config["precision"], self.device)
         self._skipped = 0  # updates the fp16 GradScalers skipped in the current iteration
@@ -162,10 +178,19 @@ class Trainer:
                             data_shape=self.data_shape, z_dim=self.config["z_dim"], prior=self.config["prior"],
                             device=self.device, memory_format=self.memory_format, real_batch=self.real_batch)
 
+    def host_batch(self) -> torch.Tensor:
+        """This rank's rows of the next real batch on the host (pinned for a CUDA device, so the copy
+        to it does not wait for the device)."""
+        batch = self.stream.next()
+        return batch.pin_memory() if self.device.type == "cuda" else batch
+
     def real_batch(self) -> torch.Tensor:
         """This rank's rows of the next real batch on the training device, in the training layout
         (x-flipped at random under --augment flip)."""
-        real = self.stream.next().to(self.device, non_blocking=True, memory_format=self.memory_format)
+        if self.next_real is not None:
+            real = self.next_real()
+        else:
+            real = self.host_batch().to(self.device, non_blocking=True, memory_format=self.memory_format)
         return augment.flip(real) if "flip" in self.augment else real
 
     # ---- one iteration ---------------------------------------------------------------------
@@ -175,7 +200,7 @@ class Trainer:
             lambda rows: sample_prior(rows, self.config["z_dim"], self.config["prior"], self.device), n)
 
     def autocast(self):
-        return precision.autocast(self.config["precision"], self.device)
+        return precision.autocast(self.config["precision"], self.device, cache=not self.config["cuda_graphs"])
 
     def _update(self, loss: torch.Tensor, opt: torch.optim.Optimizer, scaler, sync: list) -> None:
         """Backward (scaled under fp16), average the gradients of ``sync`` over ranks, step."""
@@ -228,18 +253,28 @@ class Trainer:
         finally:
             self.adversary.requires_grad_(True)
         if m.generator_ema is not None:
-            update_ema(m.generator_ema, m.generator, ema_decay(self.config["ema"], self.step))
+            update_ema(m.generator_ema, m.generator, self._ema_decay)
         return loss.detach(), logs
 
-    def _set_learning_rate(self) -> None:
-        """Linear decay is a function of the step alone, so a resumed run follows the same schedule:
-        the full rate until lr_decay_start of the run, then a straight line to 0 at the last step."""
+    def set_schedules(self) -> None:
+        """This iteration's learning rate and weight-average decay, functions of the step alone (so
+        a resumed run follows the same schedule). Linear decay: the full rate until lr_decay_start
+        of the run, then a straight line to 0 at the last step. Under CUDA graphs both are tensors
+        the captured step reads, filled here."""
         if self.config["lr_decay"] == "linear":
             start = self.config["lr_decay_start"]
             remaining = 1.0 - self.step / self.config["steps"]
             lr = self.config["lr"] * min(1.0, remaining / (1.0 - start))
             for group in (*self.opt_d.param_groups, *self.opt_g.param_groups):
-                group["lr"] = lr
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"].fill_(lr)
+                else:
+                    group["lr"] = lr
+        decay = ema_decay(self.config["ema"], self.step)
+        if isinstance(self._ema_decay, torch.Tensor):
+            self._ema_decay.fill_(decay)
+        else:
+            self._ema_decay = decay
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One iteration: n_critic critic updates, then one generator update. The critic's losses
@@ -247,7 +282,16 @@ class Trainer:
         logs stay device tensors, and divergence is judged on their sums (check_finite) at log
         steps and before anything is saved; under fp16 the GradScaler reads its overflow flag
         every step anyway, so a non-finite loss is judged there at once."""
-        self._set_learning_rate()
+        if self.graphed is not None:
+            return self.graphed()
+        self.set_schedules()
+        logs = self.iteration()
+        if self.scaler_d is not None:
+            return self._fp16_logs(logs)
+        return logs
+
+    def iteration(self) -> dict[str, torch.Tensor]:
+        """The work of one iteration, what CUDA graphs capture: no host reads, no schedule changes."""
         self._skipped = 0
         critic: list[tuple[torch.Tensor, dict]] = []
         with self.dp.sharding():
@@ -257,8 +301,6 @@ class Trainer:
         logs = _mean_logs([{**d_logs, "d_loss": loss} for loss, d_logs in critic], g_loss.device)
         logs.update(g_logs)
         logs["g_loss"] = g_loss.detach().to(torch.float64)
-        if self.scaler_d is not None:
-            return self._fp16_logs(logs)
         return logs
 
     def _fp16_logs(self, logs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

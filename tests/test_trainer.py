@@ -71,7 +71,7 @@ def test_resume_gives_the_same_losses_and_weights(tmp_path, tiny_settings, varia
 
 def test_resume_refuses_changed_model_settings(tmp_path, tiny_settings):
     gantools.train(out=tmp_path / "run", **tiny_settings)
-    with pytest.raises(UserError, match="only steps, epochs, precision, device"):
+    with pytest.raises(UserError, match="only steps, epochs, precision, cuda_graphs, device"):
         gantools.train(out=tmp_path / "run", resume=True, lr=1.0)
     with pytest.raises(UserError, match="already holds a run"):
         gantools.train(out=tmp_path / "run", **tiny_settings)
