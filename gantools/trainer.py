@@ -84,6 +84,9 @@ class Trainer:
         self.memory_format = self.models.memory_format
         for name in config["eval_metrics"]:  # fail now, not at the first evaluation
             registry.info("metrics", name)
+        reason = cudagraphs.refusal(config, self.device, self.dp.world, self.models.loss)
+        if config["cuda_graphs"] and reason is not None:
+            raise UserError(f"--cuda-graphs cannot capture this run: {reason}")
         self._build_optimisers(registry)
         self.next_real = None  # set by CUDA graphs: returns the static real batches
         self._ema_decay: float | torch.Tensor = 0.0
@@ -119,9 +122,6 @@ class Trainer:
         return policy
 
     def _cuda_graphs(self) -> cudagraphs.GraphedIteration:
-        reason = cudagraphs.refusal(self.config, self.device, self.dp.world, self.models.loss)
-        if reason is not None:
-            raise UserError(f"--cuda-graphs cannot capture this run: {reason}")
         self._ema_decay = torch.zeros((), device=self.device)  # read by the captured EMA update
         return cudagraphs.GraphedIteration(self)
 
