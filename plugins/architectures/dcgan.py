@@ -81,6 +81,16 @@ class Critic(nn.Module):
         return self.head(self.features(x)).flatten()
 
 
+def _with_dropout(features: nn.Sequential, p: float) -> nn.Sequential:
+    """``features`` with nn.Dropout(p) after each activation, i.e. after every hidden layer."""
+    layers: list[nn.Module] = []
+    for layer in features:
+        layers.append(layer)
+        if isinstance(layer, FusedLeakyReLU):
+            layers.append(nn.Dropout(p))
+    return nn.Sequential(*layers)
+
+
 class DCGAN(ConvArchitecture):
     """DCGAN architecture plugin.
 
@@ -89,6 +99,8 @@ class DCGAN(ConvArchitecture):
             they double at each resolution step (64 in the paper).
         norm: critic normalisation: "auto" (BatchNorm, or layer norm when the loss needs
             per-sample scores, e.g. a gradient penalty), "none", "batch" or "layer".
+        dropout: probability of nn.Dropout after each hidden activation of the critic (the GAN
+            survey's MNIST DCGAN has it); 0 (default) adds none. The encoder trunk has none.
     """
 
     name = "dcgan"
@@ -96,6 +108,18 @@ class DCGAN(ConvArchitecture):
     generator_class, critic_class = Generator, Critic
     levels = staticmethod(_levels)
     init = staticmethod(dcgan_init)
+
+    def __init__(self, width: int = 64, norm: str = "auto", dropout: float = 0.0):
+        super().__init__(width, norm)
+        if not 0.0 <= dropout < 1.0:
+            raise UserError(f"dcgan dropout is a probability in [0, 1) (got {dropout})")
+        self.dropout = dropout
+
+    def discriminator(self, image_shape: tuple[int, int, int], *, per_sample: bool) -> nn.Module:
+        critic = super().discriminator(image_shape, per_sample=per_sample)
+        if self.dropout > 0:
+            critic.features = _with_dropout(critic.features, self.dropout)
+        return critic
 
 
 architecture = DCGAN
