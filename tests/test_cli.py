@@ -32,8 +32,8 @@ def trained_run(tmp_path_factory):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["run", "--arch", "nosuch"], "unknown architecture 'nosuch'; installed: dcgan, mlp, resnet"),
-    (["run", "--loss", "hinge"], "unknown loss 'hinge'; installed: gan, wgan, wgan-gp"),
+    (["run", "--arch", "nosuch"], "unknown architecture 'nosuch'; installed: conv28, dcgan, mlp, resnet"),
+    (["run", "--loss", "nosuch"], "unknown loss 'nosuch'; installed: gan, hinge, lsgan, wgan, wgan-gp"),
     (["run", "--arch-opt", "width"], "--arch-opt expects key=value"),
     (["run", "--arch-opt", "depth=3"], "architecture 'dcgan' has no option 'depth'"),
     (["run", "--arch-opt", "width=wide"], "cannot read 'wide' as int"),
@@ -73,7 +73,7 @@ def test_a_real_process_prints_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "gantools", "run", "--arch", "nosuch"], capture_output=True,
                           text=True, cwd=tmp_path)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "error: unknown architecture 'nosuch'; installed: dcgan, mlp, resnet"
+    assert proc.stderr.strip() == "error: unknown architecture 'nosuch'; installed: conv28, dcgan, mlp, resnet"
 
 
 def test_sample_writes_png_and_npz(trained_run, tmp_path, capsys):

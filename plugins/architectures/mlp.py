@@ -55,26 +55,32 @@ class MLP:
     Args:
         hidden: units per hidden layer.
         layers: hidden layers in each network.
+        g_hidden, d_hidden: the generator's / the critic's units per hidden layer instead of
+            ``hidden`` (0: ``hidden``).
         slope: the critic's leaky ReLU slope (0 gives ReLU, as in the WGAN-GP toy code).
         scale: data units per network unit: the generator's output is multiplied by it and the
             critic's input divided by it, so points far from [-1, 1] (the 25-gaussian grid spans
             +-4) are learnt at unit scale, like the WGAN-GP toy code's division of the data by 2.828.
     """
 
-    def __init__(self, hidden: int = 256, layers: int = 3, slope: float = 0.2, scale: float = 1.0):
+    def __init__(self, hidden: int = 256, layers: int = 3, slope: float = 0.2, scale: float = 1.0,
+                 g_hidden: int = 0, d_hidden: int = 0):
         if hidden < 1 or layers < 1 or scale <= 0:
             raise UserError(f"mlp needs hidden >= 1, layers >= 1 and scale > 0 (got {hidden}, {layers}, {scale})")
+        if g_hidden < 0 or d_hidden < 0:
+            raise UserError(f"mlp g_hidden and d_hidden must be >= 0, 0 meaning hidden (got {g_hidden}, {d_hidden})")
         self.hidden, self.layers, self.slope, self.scale = hidden, layers, slope, scale
+        self.g_hidden, self.d_hidden = g_hidden or hidden, d_hidden or hidden
 
     def check_shape(self, image_shape: tuple[int, ...]) -> None:
         if math.prod(image_shape) > 64 * 64 * 3:
             raise UserError(f"mlp is meant for points and small images; {tuple(image_shape)} is too large")
 
     def generator(self, z_dim: int, image_shape: tuple[int, ...]) -> nn.Module:
-        return Generator(z_dim, image_shape, self.hidden, self.layers, self.scale)
+        return Generator(z_dim, image_shape, self.g_hidden, self.layers, self.scale)
 
     def discriminator(self, image_shape: tuple[int, ...], *, per_sample: bool) -> nn.Module:
-        return Critic(image_shape, self.hidden, self.layers, self.slope, self.scale)
+        return Critic(image_shape, self.d_hidden, self.layers, self.slope, self.scale)
 
 
 architecture = MLP

@@ -17,7 +17,7 @@ from gantools.errors import UserError
 from gantools.registry import default_registry
 
 REGISTRY = default_registry()
-SHAPES = [(2,), (1, 16, 16), (3, 32, 32)]
+SHAPES = [(2,), (1, 16, 16), (1, 28, 28), (3, 32, 32)]  # 28: MNIST-only architectures (conv28)
 
 # Each test is parametrised over the registry's plugins of one group, so a new plugin is tested the
 # day it is installed. Runs are tiny, and these options are set small for every plugin that has

@@ -1,4 +1,4 @@
-"""Least-squares GAN loss (Mao et al. 2017), packaged as an out-of-tree gantools plugin."""
+"""Least-squares GAN loss (Mao et al. 2017), packaged as an out-of-tree gantools plugin (`lsgan-example`)."""
 from __future__ import annotations
 
 

@@ -6,15 +6,15 @@ import torch
 from torch import nn
 
 from gantools.errors import UserError
-from gantools.nn import FusedLeakyReLU
 from gantools_plugins.architectures.dcgan import DCGAN
 
 
-@pytest.mark.parametrize("per_sample", [False, True])
-def test_dropout_follows_every_hidden_activation(per_sample):
-    critic = DCGAN(width=4, dropout=0.3).discriminator((1, 28, 28), per_sample=per_sample)
+@pytest.mark.parametrize("norm,per_sample", [("auto", False), ("auto", True), ("none", True), ("layer", True)])
+def test_dropout_follows_every_hidden_activation(norm, per_sample):
+    critic = DCGAN(width=4, norm=norm, dropout=0.3).discriminator((1, 28, 28), per_sample=per_sample)
     layers = list(critic.features)
-    activations = [i for i, m in enumerate(layers) if isinstance(m, FusedLeakyReLU)]
+    # Activations are the leaky ReLUs, alone or fused with the norm before them.
+    activations = [i for i, m in enumerate(layers) if hasattr(m, "negative_slope")]
     assert len(activations) == 2  # 28 px: 28 -> 14 -> 7, then the 7x7 head
     assert all(isinstance(layers[i + 1], nn.Dropout) and layers[i + 1].p == 0.3 for i in activations)
     assert sum(isinstance(m, nn.Dropout) for m in critic.modules()) == 2

@@ -30,25 +30,25 @@ def gantools(args, env, cwd):
 def test_installed_plugin_is_listed_with_its_distribution(plugin_env, tmp_path):
     proc = gantools(["list", "losses"], plugin_env, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    row = next(line.split() for line in proc.stdout.splitlines() if line.strip().startswith("lsgan"))
+    row = next(line.split() for line in proc.stdout.splitlines() if line.split()[:1] == ["lsgan-example"])
     assert row[1:3] == ["gantools-lsgan", "0.1.0"] and row[-1] == "ok"
 
 
 def test_train_with_the_installed_loss_through_the_cli(plugin_env, tmp_path):
     out = tmp_path / "run"
-    proc = gantools(["run", "--loss", "lsgan", "--loss-opt", "real_target=0.9", "--arch", "mlp", "--dataset",
-                     "toy:8gaussians", "--dataset-opt", "n=256", "--arch-opt", "hidden=16", "--z-dim", "2",
+    proc = gantools(["run", "--loss", "lsgan-example", "--loss-opt", "real_target=0.9", "--arch", "mlp",
+                     "--dataset", "toy:8gaussians", "--dataset-opt", "n=256", "--arch-opt", "hidden=16", "--z-dim", "2",
                      "--batch-size", "32", "--steps", "5", "--log-every", "5", "--no-progress", "--out", str(out)],
                     plugin_env, tmp_path)
     assert proc.returncode == 0, proc.stderr
     config = json.loads((out / "config.json").read_text())
-    assert config["config"]["loss"] == "lsgan" and config["config"]["loss_opts"] == {"real_target": 0.9}
-    assert config["sources"]["lr"] == "loss:lsgan" and config["config"]["lr"] == 2e-4
+    assert config["config"]["loss"] == "lsgan-example" and config["config"]["loss_opts"] == {"real_target": 0.9}
+    assert config["sources"]["lr"] == "loss:lsgan-example" and config["config"]["lr"] == 2e-4
     row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["step"] == 5 and "d_real" in row
     assert (out / "checkpoints" / "latest.pt").exists()
 
 
 def test_without_the_install_the_loss_is_unknown(tmp_path):
-    proc = gantools(["run", "--loss", "lsgan"], {**os.environ}, tmp_path)
-    assert proc.returncode == 1 and proc.stderr.startswith("error: unknown loss 'lsgan'")
+    proc = gantools(["run", "--loss", "lsgan-example"], {**os.environ}, tmp_path)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: unknown loss 'lsgan-example'")
