@@ -99,6 +99,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("augment", [], NAMES, "augment what the critic sees: flip (random x-flip of real images), "
             "diffaugment (colour, translation, cutout on real and generated images alike; Zhao et al. 2020); "
             "comma-separated", check=lambda v: _augmentations(v), shown="none"),
+    Setting("instance_noise", 0.0, FLOAT, "std of Gaussian noise added to every critic input (real and "
+            "generated), annealed linearly to 0 over the run; 0: off (Sonderby et al. 2017, the face thesis' "
+            "instance noise)", check=at_least(0.0)),
     Setting("inverter", None, STR, "joint inverter trained with the GAN (ali, vaegan); post-hoc ones: "
             "gantools invert fit"),
     Setting("inverter_opts", {}, OPTIONS, "inverter option K=V (repeatable)"),

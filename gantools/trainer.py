@@ -90,6 +90,7 @@ class Trainer:
         self._build_optimisers(registry)
         self.next_real = None  # set by CUDA graphs: returns the static real batches
         self._ema_decay: float | torch.Tensor = 0.0
+        self._noise_std: float | torch.Tensor = 0.0
         self.graphed = self._cuda_graphs() if config["cuda_graphs"] else None
         fixed_gen = torch.Generator().manual_seed(config["seed"] + 1)
         n_fixed = N_FIXED_POINTS if self.data_kind == "points" else N_FIXED
@@ -123,6 +124,7 @@ class Trainer:
 
     def _cuda_graphs(self) -> cudagraphs.GraphedIteration:
         self._ema_decay = torch.zeros((), device=self.device)  # read by the captured EMA update
+        self._noise_std = torch.zeros((), device=self.device)  # and by the captured instance noise
         return cudagraphs.GraphedIteration(self)
 
     def _build_optimisers(self, registry: Registry) -> None:
@@ -225,7 +227,7 @@ class Trainer:
             with torch.no_grad():
                 fake = m.generator(z)
             # DiffAugment: the same kind of random transform on real and generated images.
-            real, fake = augment.augment_fake(real, self.augment), augment.augment_fake(fake, self.augment)
+            real, fake = self.critic_view(real), self.critic_view(fake)
             if self.joint is not None:  # e.g. ALI: (x, E(x)) against (G(z), z)
                 real, fake = self.joint.critic_inputs(real, z, fake)
             with precision.loss_scale(self.scaler_d):  # fp16: penalties unscale their input gradient
@@ -248,13 +250,23 @@ class Trainer:
                 if self.joint is not None:  # the inverter's objective for G and its own networks
                     loss, logs = self.joint.generator_loss(self._joint_ctx, z, fake)
                 else:
-                    loss, logs = m.loss.generator_loss(self.adversary, augment.augment_fake(fake, self.augment))
+                    loss, logs = m.loss.generator_loss(self.adversary, self.critic_view(fake))
             self._update(loss, self.opt_g, self.scaler_g, self._generator_sync)
         finally:
             self.adversary.requires_grad_(True)
         if m.generator_ema is not None:
             update_ema(m.generator_ema, m.generator, self._ema_decay)
         return loss.detach(), logs
+
+    def critic_view(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch as the critic sees it: DiffAugment (--augment diffaugment), then instance noise
+        (--instance-noise s: Gaussian noise of std s annealed linearly to 0 over the run, drawn for
+        the global batch like every per-sample draw)."""
+        x = augment.augment_fake(x, self.augment)
+        if not self.config["instance_noise"]:
+            return x
+        noise = stepcontext.rows(lambda n: torch.randn((n, *x.shape[1:]), device=x.device, dtype=x.dtype), x.shape[0])
+        return x + noise * self._noise_std
 
     def set_schedules(self) -> None:
         """This iteration's learning rate and weight-average decay, functions of the step alone (so
@@ -271,10 +283,12 @@ class Trainer:
                 else:
                     group["lr"] = lr
         decay = ema_decay(self.config["ema"], self.step)
+        std = self.config["instance_noise"] * max(0.0, 1.0 - self.step / self.config["steps"])
         if isinstance(self._ema_decay, torch.Tensor):
             self._ema_decay.fill_(decay)
+            self._noise_std.fill_(std)
         else:
-            self._ema_decay = decay
+            self._ema_decay, self._noise_std = decay, std
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One iteration: n_critic critic updates, then one generator update. The critic's losses

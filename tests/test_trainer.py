@@ -301,3 +301,21 @@ def test_augmentation_reaches_the_critic_and_is_checked(tmp_path, tiny_settings,
     with pytest.raises(UserError, match="joint inverters"):
         gantools.train(out=tmp_path / "d", **{**tiny_settings, **DIGITS, "dataset_opts": {}, "augment": "diffaugment",
                                               "inverter": "ali"})
+
+
+def test_instance_noise_is_annealed_to_zero_and_reaches_the_critic(tmp_path, tiny_settings):
+    trainer = _trainer(tmp_path, **{**tiny_settings, **DIGITS, "dataset_opts": {}, "instance_noise": 0.5,
+                                    "steps": 10})
+    x = torch.zeros(4, 1, 16, 16)
+    stds = []
+    for step in (0, 5, 10):
+        trainer.step = step
+        trainer.set_schedules()
+        torch.manual_seed(0)
+        stds.append(float(trainer.critic_view(x).std()))
+    assert stds[0] == pytest.approx(0.5, rel=0.1) and stds[1] == pytest.approx(0.25, rel=0.1) and stds[2] == 0.0
+    run = gantools.train(out=tmp_path / "n", **{**tiny_settings, **DIGITS, "dataset_opts": {}, "instance_noise": 0.1,
+                                                 "steps": 2})
+    assert run.config["instance_noise"] == 0.1
+    with pytest.raises(UserError, match="instance_noise must be at least 0"):
+        gantools.train(out=tmp_path / "bad", **{**tiny_settings, "instance_noise": -1})
