@@ -12,6 +12,8 @@ from gantools.data import fetch
 from gantools.imageio import save_grid
 
 CURVES = ("d_loss", "g_loss", "wasserstein", "penalty")
+PROBABILITIES = ("d_real_prob", "d_fake_prob")
+LABELS = {"d_real_prob": "D(x)", "d_fake_prob": "D(G(z))"}
 
 
 def progress_bar(step: int, total: int):
@@ -70,20 +72,26 @@ def truncate_metrics(path: Path, step: int) -> None:
 
 
 def plot_losses(metrics_path: Path, out: Path) -> bool:
-    """Plot the logged losses against the step; False when nothing was logged."""
-    rows = read_metrics(metrics_path)
+    """Plot the logged losses against the step, and beside them D(x) and D(G(z)) as probabilities
+    where the loss logs them (the `gan` loss); False when nothing was logged."""
+    rows = [r for r in read_metrics(metrics_path) if "eval" not in r]
     if not rows:
         return False
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    panels = [CURVES] + ([PROBABILITIES] if any("d_real_prob" in r for r in rows) else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4), squeeze=False)
     steps = [r["step"] for r in rows]
-    for key in CURVES:
-        if any(key in r for r in rows):
-            ax.plot(steps, [r.get(key, float("nan")) for r in rows], label=key)
-    ax.set_xlabel("generator step")
-    ax.set_ylabel("value")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    for ax, keys in zip(axes[0], panels):
+        for key in keys:
+            if any(key in r for r in rows):
+                ax.plot(steps, [r.get(key, float("nan")) for r in rows], label=LABELS.get(key, key))
+        ax.set_xlabel("generator step")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("value")
+    if len(panels) > 1:
+        axes[0][1].set_ylim(0, 1)
+        axes[0][1].axhline(0.5, color="grey", lw=0.8, ls="--")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100, bbox_inches="tight")
     plt.close(fig)

@@ -162,3 +162,15 @@ def test_truncation_is_atomic_and_plots_make_their_folder(tmp_path, monkeypatch)
     assert [r["step"] for r in report.read_metrics(path)] == [1, 2, 3]  # the history survived
     assert report.plot_losses(path, tmp_path / "new" / "curve.png")
     assert (tmp_path / "new" / "curve.png").stat().st_size > 1000
+
+
+def test_loss_curve_draws_d_of_x_and_d_of_g_of_z_beside_the_losses(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"step": s, "d_loss": 1.0, "g_loss": 0.7, "d_real_prob": 0.6, "d_fake_prob": 0.45} for s in (1, 2, 3)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + json.dumps({"step": 3, "eval": {}}) + "\n")
+    assert report.plot_losses(path, tmp_path / "two.png")
+    rows = [{k: v for k, v in r.items() if "prob" not in k} for r in rows]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert report.plot_losses(path, tmp_path / "one.png")
+    with Image.open(tmp_path / "two.png") as two, Image.open(tmp_path / "one.png") as one:
+        assert two.width > 1.7 * one.width and two.height == one.height  # a second panel
