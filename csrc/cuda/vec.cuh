@@ -23,10 +23,11 @@ inline bool aligned16(const void* p) {
 
 constexpr int kThreads = 256;
 
-// Sum over a block of kThreads threads; the result is valid in thread 0.
-template <typename T>
+// Sum over a block of Threads threads (a multiple of 32, at most 1024); the result is valid in thread 0.
+template <typename T, int Threads = kThreads>
 __device__ T block_sum(T value) {
-  __shared__ T warp_sums[kThreads / 32];
+  static_assert(Threads % 32 == 0 && Threads <= 1024, "block_sum: whole warps, at most 32 of them");
+  __shared__ T warp_sums[Threads / 32];
   for (int offset = 16; offset > 0; offset /= 2) {
     value += __shfl_down_sync(0xffffffffu, value, offset);
   }
@@ -36,7 +37,7 @@ __device__ T block_sum(T value) {
   }
   __syncthreads();
   if (warp == 0) {
-    value = lane < kThreads / 32 ? warp_sums[lane] : T(0);
+    value = lane < Threads / 32 ? warp_sums[lane] : T(0);
     for (int offset = 16; offset > 0; offset /= 2) {
       value += __shfl_down_sync(0xffffffffu, value, offset);
     }

@@ -1,6 +1,8 @@
 """Native gradient-penalty reduction against the reference: values, layouts, gradients to second order."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -208,3 +210,75 @@ def test_cuda_gradgradcheck_and_opcheck(native):
     assert torch.autograd.gradcheck(lambda g: penalty_from_grad(g, 7.0, 1.0, True), (g,))
     assert torch.autograd.gradgradcheck(lambda g: penalty_from_grad(g, 7.0, 1.0, False), (g,))
     torch.library.opcheck(torch.ops.gantools.gradient_penalty.default, (g, 10.0, 1.0, False))
+
+
+# The CUDA kernels' paths: several blocks per sample (few large samples), per-sample sizes that
+# are not a multiple of a 16-byte pack (rows then start off a 16-byte boundary: element-wise head
+# and tail), one element too few for a pack, more samples than a grid's y limit (looped over),
+# channels_last, and inputs that start one element past their allocation ("offset": the
+# gradient op then runs element-wise, as its output is aligned).
+CUDA_PATHS = [((2, 3, 256, 256), "contiguous"), ((2, 1 << 22), "contiguous"), ((3, 100003), "contiguous"),
+              ((4, 5, 33, 31), "channels_last"), ((64, 64, 16, 16), "channels_last"), ((1, 7), "contiguous"),
+              ((70000, 5), "contiguous"), ((4, 3, 17, 19), "offset"), ((16, 1000), "offset")]
+
+
+def _cuda_grad(shape, dtype, layout):
+    """Per-sample norms spread over 0.5..1.5 (so the gap has both signs), one sample all zeros."""
+    per_sample = math.prod(shape[1:])
+    g = _grad(shape, torch.float64, scale=1.0 / per_sample ** 0.5)
+    g = g * torch.linspace(0.5, 1.5, shape[0], dtype=torch.float64).view(-1, *[1] * (len(shape) - 1))
+    if shape[0] > 2:
+        g[1] = 0
+    g = g.to(device="cuda", dtype=dtype)
+    if layout == "channels_last":
+        return g.contiguous(memory_format=torch.channels_last)
+    if layout == "offset":
+        buf = torch.empty(g.numel() + 1, device="cuda", dtype=dtype)
+        return buf[1:].view(shape).copy_(g)
+    return g
+
+
+@CUDA
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("shape,layout", CUDA_PATHS, ids=str)
+def test_cuda_kernel_paths_match_reference(native, dtype, shape, layout):
+    g = _cuda_grad(shape, dtype, layout)
+    assert layout != "offset" or g.data_ptr() % 16
+    penalty, norms = torch.ops.gantools.gradient_penalty(g, 10.0, 1.0, False)
+    ref_norms = g.double().flatten(1).norm(dim=1)
+    wide = dtype == torch.float64
+    torch.testing.assert_close(norms.double(), ref_norms, rtol=1e-12 if wide else 1e-5, atol=1e-12 if wide else 1e-6)
+    tol = {torch.float16: 1e-2, torch.bfloat16: 3e-2, torch.float32: 1e-5, torch.float64: 1e-12}[dtype]
+    torch.testing.assert_close(penalty.double(), _penalty_ref(g.double(), 10.0, 1.0, False), atol=tol, rtol=tol)
+    upstream = torch.tensor(0.7, device="cuda", dtype=dtype)
+    out = torch.ops.gantools.gradient_penalty_backward(upstream, g, norms, 10.0, 1.0, False)
+    gr = g.double().requires_grad_()
+    (_penalty_ref(gr, 10.0, 1.0, False) * upstream.double()).backward()
+    assert out.dtype == dtype and out.shape == g.shape
+    torch.testing.assert_close(out.double(), gr.grad, atol=tol, rtol=tol)
+
+
+@CUDA
+def test_cuda_graph_replay_matches_the_reference(native):
+    # The trainer's --cuda-graphs captures the penalty's forward and backward: nothing in them may
+    # wait for the host, and a replay must compute on whatever the static input then holds.
+    static = _grad((8, 3, 32, 32), torch.float32, device="cuda").requires_grad_()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            torch.autograd.grad(penalty_from_grad(static), static)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        penalty = penalty_from_grad(static)
+        (d_static,) = torch.autograd.grad(penalty, static)
+    fresh = _grad((8, 3, 32, 32), torch.float32, device="cuda", scale=0.1, seed=5)
+    with torch.no_grad():
+        static.copy_(fresh)
+    graph.replay()
+    ref_g = fresh.clone().requires_grad_()
+    ref = _penalty_ref(ref_g, 10.0, 1.0, False)
+    ref.backward()
+    torch.testing.assert_close(penalty, ref.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(d_static, ref_g.grad, atol=1e-5, rtol=1e-5)
