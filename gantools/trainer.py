@@ -77,6 +77,8 @@ class Trainer:
         self.device = parallel.training_device(config["device"])
         self.local_batch = parallel.local_batch(config["batch_size"])
         precision.check(config["precision"], self.device)
+        if self.device.type == "cuda":  # shapes are static: let cuDNN time its algorithms once
+            torch.backends.cudnn.benchmark = True
         torch.manual_seed(config["seed"])
         self._build_data(registry)
         self.augment = self._augmentations()
