@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gantools.ops import bias_leaky_relu, penalty_from_grad
+from gantools.ops import bias_leaky_relu, layer_norm_leaky_relu, penalty_from_grad
 from gantools.ops.bias_leaky_relu import _ref as leaky_ref
 from gantools.ops.gradient_penalty import _penalty_ref
+from gantools.ops.layer_norm_leaky_relu import _ref as layer_norm_ref
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -37,25 +38,33 @@ def _leaky_fn(backend):
     return lambda x, b: bias_leaky_relu(x, b, 0.2, 1.0)
 
 
+def _layer_norm_fn(backend):
+    if backend == "compile":
+        return torch.compile(lambda x, w, b: layer_norm_ref(x, w, b, 0.2, 1.0, 1e-5), dynamic=False)
+    return lambda x, w, b: layer_norm_leaky_relu(x, w, b, 0.2, 1.0)
+
+
 def _penalty_fn(backend):
     if backend == "compile":
         return torch.compile(lambda g: _penalty_ref(g, 10.0, 1.0, False), dynamic=False)
     return lambda g: penalty_from_grad(g, 10.0, 1.0, False)
 
 
-def _leaky_step(fn, stage, device):
+def _activation_step(fn, stage, device, params, second_order):
+    """fn(x, *params) on an activation-sized x with (C,) params; the double backward differentiates
+    the input gradient with respect to second_order(x, gy, params) (gy: the incoming gradient)."""
     x = torch.randn(ACT_SHAPE[device], device=device, requires_grad=stage != "forward")
-    b = torch.randn(x.shape[1], device=device, requires_grad=stage != "forward")
+    ps = [torch.randn(x.shape[1], device=device, requires_grad=stage != "forward") for _ in range(params)]
     gy = torch.randn_like(x, requires_grad=stage == "double_backward")
     v = torch.randn_like(x)
 
     def step():
-        y = fn(x, b)
+        y = fn(x, *ps)
         if stage == "backward":
-            torch.autograd.grad(y, (x, b), gy)
+            torch.autograd.grad(y, (x, *ps), gy)
         elif stage == "double_backward":
-            gx, _ = torch.autograd.grad(y, (x, b), gy, create_graph=True)
-            torch.autograd.grad(gx, gy, v)
+            gx = torch.autograd.grad(y, (x, *ps), gy, create_graph=True)[0]
+            torch.autograd.grad(gx, second_order(x, gy, ps), v)
         sync(device)
     return step
 
@@ -80,8 +89,18 @@ def _penalty_step(fn, stage, device):
 def test_bias_leaky_relu(benchmark, use_backend, device, stage, backend):
     use_backend("native" if backend == "native" else "reference")
     benchmark.group = f"bias_leaky_relu {stage} {device} {ACT_SHAPE[device]}"
-    step = _leaky_step(_leaky_fn(backend), stage, device)
+    # The leaky ReLU's derivative is piecewise constant: its input gradient depends on gy only.
+    step = _activation_step(_leaky_fn(backend), stage, device, 1, lambda x, gy, ps: gy)
     step()  # compile / warm up outside the timing
+    benchmark(step)
+
+
+@pytest.mark.parametrize("device,stage,backend", CASES, ids=lambda v: str(v))
+def test_layer_norm_leaky_relu(benchmark, use_backend, device, stage, backend):
+    use_backend("native" if backend == "native" else "reference")
+    benchmark.group = f"layer_norm_leaky_relu {stage} {device} {ACT_SHAPE[device]}"
+    step = _activation_step(_layer_norm_fn(backend), stage, device, 2, lambda x, gy, ps: (gy, x, ps[0]))
+    step()
     benchmark(step)
 
 

@@ -79,6 +79,45 @@ void test_gradient_penalty() {
                tensor({24, 32, 0, 0}).view({2, 2}));
 }
 
+void test_layer_norm_leaky_relu() {
+  using Triple = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+  auto forward = op("gantools::layer_norm_leaky_relu")
+                     .typed<Triple(const at::Tensor&, const at::Tensor&, const at::Tensor&, double, double, double)>();
+  auto backward = op("gantools::layer_norm_leaky_relu_backward")
+                      .typed<Triple(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                    const at::Tensor&, const at::Tensor&, double, double, double, bool)>();
+  auto double_backward =
+      op("gantools::layer_norm_leaky_relu_double_backward")
+          .typed<Triple(const at::Tensor&, const std::optional<at::Tensor>&, const std::optional<at::Tensor>&,
+                        const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                        const at::Tensor&, const at::Tensor&, double, double)>();
+  // x: (1, 2, 2) = (-1, 1 | -1, 1): mean 0, variance 1, so with eps 0 xhat = x. weight (2, 0.5),
+  // bias (0.5, -1): z = (-1.5, 2.5 | -1.5, -0.5); slope 0.2, gain 2: y = z * (2 or 0.4).
+  const at::Tensor x = tensor({-1, 1, -1, 1}).view({1, 2, 2});
+  const at::Tensor w = tensor({2, 0.5}), b = tensor({0.5, -1});
+  auto [y, mean, rstd] = forward.call(x, w, b, 0.2, 2.0, 0.0);
+  expect_close("layer_norm_leaky_relu forward", y, tensor({-0.6, 5, -0.6, -0.2}).view({1, 2, 2}));
+  expect_close("layer_norm_leaky_relu mean, rstd", at::cat({mean, rstd}), tensor({0, 1}));
+  // Rows of channels (2-D input): sample (3, 5) has mean 4 and variance 1, so the same xhat.
+  expect_close("layer_norm_leaky_relu 2-D", std::get<0>(forward.call(tensor({-1, 1, 3, 5}).view({2, 2}), w, b, 0.2, 2.0, 0.0)),
+               tensor({-0.6, -0.2, -0.6, -0.2}).view({2, 2}));
+  // grad = 1: h = a(z) = (0.4, 2 | 0.4, 0.4), u = w h = (0.8, 4 | 0.2, 0.2), A = mean(u) = 1.3,
+  // B = mean(u xhat) = 0.8: grad_x = u - A - xhat B; grad_weight = sum h xhat, grad_bias = sum h.
+  const at::Tensor ones = at::ones_like(x);
+  auto [gx, gw, gb] = backward.call(ones, x, w, b, mean, rstd, 0.2, 2.0, 0.0, true);
+  expect_close("layer_norm_leaky_relu backward x", gx, tensor({0.3, 1.9, -0.3, -1.9}).view({1, 2, 2}));
+  expect_close("layer_norm_leaky_relu backward weight, bias", at::cat({gw, gb}), tensor({1.6, 0, 2.4, 0.8}));
+  expect_close("layer_norm_leaky_relu backward, no affine",
+               std::get<0>(backward.call(ones, x, w, b, mean, rstd, 0.2, 2.0, 0.0, false)), gx);
+  // Gradient of <grad_x, (1, 0, 0, 0)>: v = (0.5, 0 | -0.5, 0), d grad = a w v, d weight = sum v h,
+  // d x = q - mean(q) - xhat (mean(q xhat) + mean(gg (u - A - xhat B))) with q = -0.8 gg + 0.25 u.
+  const at::Tensor gg = tensor({1, 0, 0, 0}).view({1, 2, 2});
+  auto [d_g, d_x, d_w] = double_backward.call(gg, std::nullopt, std::nullopt, ones, x, w, b, mean, rstd, 0.2, 2.0);
+  expect_close("layer_norm_leaky_relu double backward grad", d_g, tensor({0.4, 0, -0.1, 0}).view({1, 2, 2}));
+  expect_close("layer_norm_leaky_relu double backward x", d_x, tensor({-0.25, 0.4, 0.4, -0.55}).view({1, 2, 2}));
+  expect_close("layer_norm_leaky_relu double backward weight", d_w, tensor({0.2, -0.2}));
+}
+
 // The ops' autograd is registered in C++: differentiate through the dispatcher, twice.
 void test_autograd() {
   using torch::autograd::grad;
@@ -107,6 +146,20 @@ void test_autograd() {
   const at::Tensor d1 = grad({p1}, {g}, {}, std::nullopt, true)[0];
   expect_close("gradient_penalty double backward, center 1",
                grad({d1.sum()}, {g})[0], tensor({1.936, 2.048}).view({1, 2}));
+
+  // layer_norm_leaky_relu through autograd: the double backward above, reached by differentiating twice.
+  auto lnrelu = op("gantools::layer_norm_leaky_relu")
+                    .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
+                                                                          const at::Tensor&, double, double, double)>();
+  const at::Tensor xl = tensor({-1, 1, -1, 1}).view({1, 2, 2}).requires_grad_(true);
+  const at::Tensor wl = tensor({2, 0.5}).requires_grad_(true);
+  const at::Tensor yl = std::get<0>(lnrelu.call(xl, wl, tensor({0.5, -1}), 0.2, 2.0, 0.0));
+  const at::Tensor gl = at::ones_like(yl).requires_grad_(true);
+  const at::Tensor gxl = grad({yl}, {xl}, {gl}, std::nullopt, true)[0];
+  const auto second = grad({gxl.flatten()[0]}, {gl, xl, wl});
+  expect_close("layer_norm_leaky_relu autograd grad", second[0], tensor({0.4, 0, -0.1, 0}).view({1, 2, 2}));
+  expect_close("layer_norm_leaky_relu autograd x", second[1], tensor({-0.25, 0.4, 0.4, -0.55}).view({1, 2, 2}));
+  expect_close("layer_norm_leaky_relu autograd weight", second[2], tensor({0.2, -0.2}));
 }
 
 }  // namespace
@@ -115,6 +168,7 @@ int main() {
   try {
     test_bias_leaky_relu();
     test_gradient_penalty();
+    test_layer_norm_leaky_relu();
     test_autograd();
   } catch (const std::exception& e) {
     std::printf("FAIL exception: %s\n", e.what());

@@ -11,7 +11,7 @@ import torch
 from gantools.errors import UserError
 
 _CHOICES = ("auto", "native", "reference")
-OPS = ("bias_leaky_relu", "gradient_penalty")
+OPS = ("bias_leaky_relu", "gradient_penalty", "layer_norm_leaky_relu")
 # Dtypes each device's kernels take; other dtypes run the reference on purpose
 # (e.g. bfloat16 autocast on CPU), so that choice is not announced.
 _DTYPES = {
@@ -36,14 +36,17 @@ def on_load(register: Callable[[], None]) -> None:
     _on_load.append(register)
 
 
-def register_fakes(name: str, *, fake, fake_backward) -> None:
-    """Once the library loads: fake (meta) kernels for ``name`` and its gradient op ``name``_backward.
+def register_fakes(name: str, *, fake, fake_backward, fake_double_backward=None) -> None:
+    """Once the library loads: fake (meta) kernels for ``name``, its gradient op ``name``_backward
+    and, where the op has one, the gradient op's gradient ``name``_double_backward.
 
-    Autograd for both is registered in C++ (csrc/), at the Autograd dispatch key.
+    Autograd is registered in C++ (csrc/), at the Autograd dispatch key.
     """
     def register() -> None:
         torch.library.register_fake(f"gantools::{name}", fake)
         torch.library.register_fake(f"gantools::{name}_backward", fake_backward)
+        if fake_double_backward is not None:
+            torch.library.register_fake(f"gantools::{name}_double_backward", fake_double_backward)
     on_load(register)
 
 

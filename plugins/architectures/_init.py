@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from gantools.errors import UserError
+from gantools.nn import FusedLayerNormLeakyReLU
 
 NORMS = ("auto", "none", "batch", "layer")
 
@@ -46,7 +47,8 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)) and module.weight is not None:
+    elif (isinstance(module, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, FusedLayerNormLeakyReLU))
+          and module.weight is not None):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from gantools.errors import UserError
-from gantools.nn import FusedLeakyReLU
+from gantools.nn import FusedLayerNormLeakyReLU, FusedLeakyReLU, load_unfused_layer_norms
 from gantools_plugins.architectures._init import ConvArchitecture, dcgan_init
 
 
@@ -49,12 +49,13 @@ class Generator(nn.Module):
         return self.net(z[:, :, None, None])  # (N, z_dim, 1, 1) -> (N, C, S, S)
 
 
-def _critic_norm(kind: str, channels: int) -> nn.Module | None:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "layer":
-        return nn.GroupNorm(1, channels)  # normalises over (C, H, W) of each sample
-    return None
+def _critic_activation(norm: str, channels: int) -> list[nn.Module]:
+    """[norm,] leaky ReLU 0.2 after a conv without bias; a norm's shift replaces the activation's bias."""
+    if norm == "batch":
+        return [nn.BatchNorm2d(channels), FusedLeakyReLU(channels, 0.2, bias=False)]
+    if norm == "layer":  # GroupNorm(1, C) (over (C, H, W) of each sample) and the activation in one op
+        return [FusedLayerNormLeakyReLU(channels, 0.2)]
+    return [FusedLeakyReLU(channels, 0.2)]
 
 
 class Critic(nn.Module):
@@ -69,12 +70,9 @@ class Critic(nn.Module):
         for _ in range(levels - 1):
             layers.append(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False))
             ch *= 2
-            norm_layer = _critic_norm(norm, ch)
-            if norm_layer is not None:  # the norm's shift replaces the activation's bias
-                layers += [norm_layer, FusedLeakyReLU(ch, 0.2, bias=False)]
-            else:
-                layers.append(FusedLeakyReLU(ch, 0.2))
-        self.features = nn.Sequential(*layers)
+            layers += _critic_activation(norm, ch)
+        # Checkpoints from before the fused layer norm had GroupNorm and FusedLeakyReLU entries.
+        self.features = load_unfused_layer_norms(nn.Sequential(*layers))
         self.head = nn.Conv2d(ch, 1, base, 1, 0)  # base x base -> 1x1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,9 +84,9 @@ def _with_dropout(features: nn.Sequential, p: float) -> nn.Sequential:
     layers: list[nn.Module] = []
     for layer in features:
         layers.append(layer)
-        if isinstance(layer, FusedLeakyReLU):
+        if isinstance(layer, (FusedLeakyReLU, FusedLayerNormLeakyReLU)):
             layers.append(nn.Dropout(p))
-    return nn.Sequential(*layers)
+    return load_unfused_layer_norms(nn.Sequential(*layers))
 
 
 class DCGAN(ConvArchitecture):

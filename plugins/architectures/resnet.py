@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gantools.nn import FusedLeakyReLU
+from gantools.nn import FusedLayerNormLeakyReLU, FusedLeakyReLU, load_unfused_layer_norms
 from gantools_plugins.architectures._init import ConvArchitecture, square_levels
 
 PLAIN_BLOCKS = 2  # unresampled critic blocks at 4x4, as the paper's CIFAR-10 critic has two
@@ -26,9 +26,10 @@ def resnet_init(module: nn.Module) -> None:
         nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
     elif isinstance(module, (nn.Conv2d, nn.Linear)):
         nn.init.xavier_uniform_(module.weight)
-    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm, FusedLayerNormLeakyReLU)):
         nn.init.ones_(module.weight)
-    if isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.GroupNorm)) and module.bias is not None:
+    if (isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.GroupNorm, FusedLayerNormLeakyReLU))
+            and module.bias is not None):
         nn.init.zeros_(module.bias)
 
 
@@ -73,11 +74,11 @@ class Generator(nn.Module):
 
 
 def _activation(norm: str, channels: int, bias: bool) -> list[nn.Module]:
-    """[norm,] ReLU through the fused op; a norm's shift replaces the activation's bias."""
+    """[norm,] ReLU through the fused ops; a norm's shift replaces the activation's bias."""
     if norm == "batch":
         return [nn.BatchNorm2d(channels), FusedLeakyReLU(channels, 0.0, bias=False)]
-    if norm == "layer":  # GroupNorm(1, C) normalises over (C, H, W) of each sample
-        return [nn.GroupNorm(1, channels), FusedLeakyReLU(channels, 0.0, bias=False)]
+    if norm == "layer":  # GroupNorm(1, C) (over (C, H, W) of each sample) and the ReLU in one op
+        return [FusedLayerNormLeakyReLU(channels, 0.0)]
     return [FusedLeakyReLU(channels, 0.0, bias=bias)]
 
 
@@ -113,7 +114,8 @@ class CriticBlock(nn.Module):
             self.shortcut = nn.Sequential(nn.AvgPool2d(2), nn.Conv2d(channels, channels, 1, bias=False))
         else:
             self.shortcut = nn.Identity()
-        self.branch = nn.Sequential(*layers)
+        # Checkpoints from before the fused layer norm had GroupNorm and FusedLeakyReLU entries.
+        self.branch = load_unfused_layer_norms(nn.Sequential(*layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shortcut(x) + self.branch(x)

@@ -1,10 +1,13 @@
-"""The dcgan architecture: a trained run reloads to the same networks in the same memory layout."""
+"""The dcgan architecture: a trained run reloads to the same networks in the same memory layout; older
+layer-norm checkpoints load."""
 from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 import gantools
+from gantools.nn import FusedLayerNormLeakyReLU, FusedLeakyReLU
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
@@ -43,3 +46,34 @@ def test_other_sides_are_refused(side):
 
     with pytest.raises(UserError, match="4..7 times a power of two"):
         DCGAN().check_shape((1, side, side))
+
+
+def _unfused_critic(width: int) -> tuple[nn.Sequential, nn.Conv2d]:
+    """The 16 px layer-norm critic as it was before the norm was fused into its activation."""
+    features = nn.Sequential(nn.Conv2d(1, width, 4, 2, 1, bias=False), FusedLeakyReLU(width, 0.2),
+                             nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.GroupNorm(1, 2 * width),
+                             FusedLeakyReLU(2 * width, 0.2, bias=False))
+    for parameter in features.parameters():
+        nn.init.normal_(parameter, 0.5, 0.5)
+    return features, nn.Conv2d(2 * width, 1, 4, 1, 0)
+
+
+def test_checkpoints_of_the_unfused_layer_norm_critic_load():
+    from gantools_plugins.architectures.dcgan import DCGAN
+
+    torch.manual_seed(0)
+    features, head = _unfused_critic(4)
+    old = {**{f"features.{k}": v for k, v in features.state_dict().items()},
+           **{f"head.{k}": v for k, v in head.state_dict().items()}}
+    arch = DCGAN(width=4, norm="layer")
+    critic = arch.discriminator((1, 16, 16), per_sample=True)
+    critic.load_state_dict(old)
+    assert any(isinstance(m, FusedLayerNormLeakyReLU) for m in critic.modules())
+    x = torch.randn(3, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(critic(x), head(features(x)).flatten())
+    # The encoder trunk (inverter files) is the same Sequential under another prefix.
+    trunk, _ = arch.encoder_trunk((1, 16, 16))
+    trunk.load_state_dict({f"0.{k}": v for k, v in features.state_dict().items()})
+    with torch.no_grad():
+        torch.testing.assert_close(trunk(x), features(x).flatten(1))

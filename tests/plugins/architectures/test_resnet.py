@@ -11,7 +11,7 @@ from torch import nn
 import gantools
 from gantools.cli import main
 from gantools.errors import UserError
-from gantools.nn import FusedLeakyReLU
+from gantools.nn import FusedLayerNormLeakyReLU, FusedLeakyReLU
 from gantools_plugins.architectures.resnet import CriticBlock, FirstBlock, ResNet, UpBlock
 
 NORMS = (nn.BatchNorm2d, nn.GroupNorm)
@@ -55,11 +55,13 @@ def test_activation_bias_replaces_the_conv_bias(norm, per_sample):
     checked = 0
     for seq in (m for m in d.modules() if isinstance(m, nn.Sequential)):
         for i, act in enumerate(seq):
-            if not isinstance(act, FusedLeakyReLU):
+            if not isinstance(act, (FusedLeakyReLU, FusedLayerNormLeakyReLU)):
                 continue
             checked += 1
             before = seq[i - 1] if i > 0 else None
-            if isinstance(before, nn.Conv2d):  # the activation's bias replaces the conv's
+            if isinstance(act, FusedLayerNormLeakyReLU):  # layer norm fused in: its shift is the bias
+                assert act.bias is not None and getattr(before, "bias", None) is None
+            elif isinstance(before, nn.Conv2d):  # the activation's bias replaces the conv's
                 assert before.bias is None and act.bias is not None
             else:  # a norm's shift, or the bias in the last conv of the block output it reads
                 assert act.bias is None and isinstance(before, (*NORMS, CriticBlock, type(None)))
@@ -77,7 +79,7 @@ def test_per_sample_critic_has_no_batchnorm_and_does_not_couple_samples():
     assert torch.allclose(d(x)[0], d(other)[0], atol=1e-6)
     assert torch.allclose(d(x)[0], d(x[:1])[0], atol=1e-6)
     layer = ResNet(width=4, norm="layer").discriminator((3, 16, 16), per_sample=True)
-    assert any(isinstance(m, nn.GroupNorm) for m in layer.modules())
+    assert any(isinstance(m, FusedLayerNormLeakyReLU) for m in layer.modules())
     assert torch.allclose(layer(x)[0], layer(other)[0], atol=1e-6)
     # without a penalty, "auto" picks BatchNorm, which does couple the batch in training mode
     coupled = arch.discriminator((3, 16, 16), per_sample=False)
@@ -116,7 +118,7 @@ def test_init_is_he_for_3x3_convs_and_the_shortcut_reorder_is_exact():
 
 def test_encoder_trunk():
     trunk, features = ResNet(width=4).encoder_trunk((1, 16, 16))
-    assert any(isinstance(m, nn.GroupNorm) for m in trunk.modules())
+    assert any(isinstance(m, FusedLayerNormLeakyReLU) for m in trunk.modules())
     assert trunk(torch.randn(2, 1, 16, 16)).shape == (2, features) and features == 4 * 16
 
 
