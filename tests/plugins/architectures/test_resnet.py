@@ -148,3 +148,19 @@ def test_cli_run(tmp_path):
               "--steps", "2", "--batch-size", "4", "--z-dim", "8", "--out", str(tmp_path / "c"), "--no-progress"])
     assert exit_info.value.code == 0
     assert (tmp_path / "c" / "checkpoints" / "latest.pt").exists()
+
+
+def test_checkpoints_of_the_unfused_layer_norm_blocks_load():
+    # Before the fused op, a block's branch had nn.GroupNorm and FusedLeakyReLU entries.
+    torch.manual_seed(0)
+    old_branch = nn.Sequential(nn.GroupNorm(1, 4), FusedLeakyReLU(4, 0.0, bias=False), nn.Conv2d(4, 4, 3, 1, 1, bias=False),
+                               nn.GroupNorm(1, 4), FusedLeakyReLU(4, 0.0, bias=False), nn.Conv2d(4, 4, 3, 1, 1),
+                               nn.AvgPool2d(2))
+    for parameter in old_branch.parameters():
+        nn.init.normal_(parameter, 0.5, 0.5)
+    block = CriticBlock(4, "layer", downsample=True)
+    block.load_state_dict({**{f"branch.{k}": v for k, v in old_branch.state_dict().items()},
+                           **{f"shortcut.{k}": v for k, v in block.shortcut.state_dict().items()}})
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(block.branch(x), old_branch(x))
