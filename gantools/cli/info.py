@@ -63,8 +63,10 @@ def info() -> None:
     else:
         click.echo(f"device   cpu ({torch.get_num_threads()} threads; no CUDA device)")
     click.echo("ops:")
-    for name, backend in ops.backend().items():
-        click.echo(f"  {name:<18} {backend}")
+    backends = ops.backend()
+    width = max(map(len, backends)) + 1
+    for name, backend in backends.items():
+        click.echo(f"  {name:<{width}} {backend}")
     click.echo("plugins:")
     registry = default_registry()
     for kind in GROUPS:
