@@ -86,8 +86,8 @@ class Trainer:
         self.memory_format = self.models.memory_format
         for name in config["eval_metrics"]:  # fail now, not at the first evaluation
             registry.info("metrics", name)
-        reason = cudagraphs.refusal(config, self.device, self.dp.world, self.models.loss)
-        if config["cuda_graphs"] and reason is not None:
+        reason = cudagraphs.refusal(config, self.device, self.dp.world, self.models.loss) if config["cuda_graphs"] else None
+        if reason is not None:
             raise UserError(f"--cuda-graphs cannot capture this run: {reason}")
         self._build_optimisers(registry)
         self.next_real = None  # set by CUDA graphs: returns the static real batches
