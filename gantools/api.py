@@ -100,7 +100,8 @@ def load_run(directory: str | Path, device: str = "cpu", checkpoint: str = "late
     config = state["config"]
     dev = resolve_device(device)
     shape = tuple(state["data"]["shape"])
-    models = build_models(registry or default_registry(), config, shape, dev)
+    classes = state["data"].get("classes")
+    models = build_models(registry or default_registry(), config, shape, dev, len(classes or ()))
     try:
         weights = state["generator_ema"] if state.get("generator_ema") is not None else state["generator"]
         models.generator.load_state_dict(weights)
@@ -112,6 +113,6 @@ def load_run(directory: str | Path, device: str = "cpu", checkpoint: str = "late
     models.critic.eval()
     return Run(config=config, generator=models.generator, critic=models.critic, data_kind=state["data"]["kind"],
                data_shape=shape, directory=directory, step=int(state["step"]), device=dev,
-               memory_format=models.memory_format)
+               memory_format=models.memory_format, classes=classes)
 
 

@@ -30,6 +30,8 @@ def refusal(config: dict[str, Any], device: torch.device, world: int, loss) -> s
         return "it runs in one process (data-parallel steps all-reduce between ranks outside the graph)"
     if config["precision"] == "fp16":
         return "fp16's GradScaler decides on the host whether to skip each update; use --precision bf16 or fp32"
+    if config.get("conditional", "off") != "off":
+        return "conditional runs are not captured (the real batches' labels have no static buffer in the graph)"
     if config["inverter"]:
         return f"joint inverters ({config['inverter']}) run their own objective outside the captured step"
     if getattr(loss, "lazy", 1) != 1:

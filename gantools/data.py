@@ -34,10 +34,13 @@ class BatchStream:
         batch_size: items per (global) batch (the last partial batch of an epoch is dropped).
         seed: seeds the per-epoch permutation.
         rank, world: this process's share: rows [rank * B / world, (rank + 1) * B / world).
+        labels: (N,) class indices of the items (conditional runs): batches are then (x, y) pairs.
     """
 
-    def __init__(self, dataset, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, dataset, batch_size: int, seed: int, rank: int = 0, world: int = 1,
+                 labels: torch.Tensor | None = None):
         self.dataset = dataset
+        self.labels = labels
         self.n = len(dataset)
         if self.n < batch_size:
             raise UserError(f"the dataset has {self.n} items, fewer than the batch size {batch_size}")
@@ -53,14 +56,17 @@ class BatchStream:
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         return torch.randperm(self.n, generator=gen)
 
-    def next(self) -> torch.Tensor:
-        """This rank's rows of the next batch (B / world, ...) as a float tensor."""
+    def next(self) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """This rank's rows of the next batch (B / world, ...) as a float tensor; with ``labels``,
+        (those rows, their labels (B / world,))."""
         if self.pos + self.batch_size > self.n:
             self.epoch += 1
             self.pos = 0
             self._perm = self._permutation()
         idx = self._perm[self.pos:self.pos + self.batch_size][self._rows]
         self.pos += self.batch_size
+        if self.labels is not None:
+            return fetch(self.dataset, idx), self.labels[idx]
         return fetch(self.dataset, idx)
 
     def state_dict(self) -> dict[str, int]:

@@ -32,7 +32,7 @@ from gantools.errors import UserError
 from gantools.imageio import IMAGE_EXTENSIONS, TensorImages, read_images
 
 FORMAT = "gantools-image-cache"
-VERSION = 1
+VERSION = 2  # 2: labels from class sub-folders, class names
 CROP = "center"
 CHUNK = 64  # files per task of the decoding pool
 CHECK_BLOCKS, CHECK_BYTES = 64, 1 << 16  # sampled blocks whose crc32 is recorded and verified
@@ -46,8 +46,9 @@ class ImageSet:
         images: uint8 (N, C, H, W): a read-only memory map of the cache file, or an in-memory array.
         files: the relative paths of the N images kept, in order.
         skipped: files with an image extension that could not be decoded.
-        labels: (N,) class indices from the folder's dataset.json, or None.
+        labels: (N,) class indices from the folder's dataset.json or its class sub-folders, or None.
         cache: the cache's data file, or None when not cached.
+        classes: the class names (index = label), where known.
     """
 
     images: np.ndarray
@@ -55,6 +56,7 @@ class ImageSet:
     skipped: int
     labels: np.ndarray | None = None
     cache: Path | None = None
+    classes: list[str] | None = None
 
 
 # Files of a `gantools prepare` output (report.json names the tool) that are not training images.
@@ -114,8 +116,9 @@ def load_folder(root: str | os.PathLike, size: int, channels: int, *, cache: str
     label_file = root / "dataset.json"
     stamp = [label_file.stat().st_size, label_file.stat().st_mtime_ns] if label_file.is_file() else []
     decoder = _Decoder(root, [e[0] for e in entries], size, channels, workers, progress)
+    labels = _labels(label_file, decoder.files)
     if cache == "off":
-        return decoder.to_memory(_labels(label_file))
+        return decoder.to_memory(labels)
     directory = fileio.cache_dir() / "datasets" if cache == "auto" else Path(cache).expanduser()
     key = cache_key(entries, size, channels, stamp)
     # Committed caches are never rewritten in place, so a healthy one is read without the lock;
@@ -127,7 +130,7 @@ def load_folder(root: str | os.PathLike, size: int, channels: int, *, cache: str
             if found is None:
                 for leftover in directory.glob(f".{key}.u8.*.tmp"):  # a build killed mid-write
                     leftover.unlink(missing_ok=True)
-                _build(directory, key, decoder, _labels(label_file), str(root))
+                _build(directory, key, decoder, labels, str(root))
                 found = _open(directory, key, after_build=True)
     return found
 
@@ -141,13 +144,25 @@ def _check_root(root) -> Path:
     return root
 
 
-def _labels(label_file: Path) -> dict[str, int] | None:
-    """{relative path: class} from a dataset.json ({"labels": [[path, label], ...]}), or None."""
+Labels = tuple[dict[str, int], "list[str] | None"]  # {relative path: class}, the class names
+
+
+def _labels(label_file: Path, files: list[str]) -> Labels | None:
+    """The images' classes: from a dataset.json ({"labels": [[path, class], ...], "classes": [names]}),
+    else from class sub-folders (every image one folder deep or deeper, two folders or more: the
+    first folder of its path is its class, numbered in sorted order), else None."""
     if not label_file.is_file():
-        return None
+        tops = [f.split("/", 1)[0] if "/" in f else None for f in files]
+        names = sorted(set(tops) - {None})
+        if None in tops or len(names) < 2:
+            return None
+        return {f: names.index(top) for f, top in zip(files, tops)}, names
     try:
-        pairs = json.loads(label_file.read_text()).get("labels")
-        return None if pairs is None else {str(path): int(label) for path, label in pairs}
+        record = json.loads(label_file.read_text())
+        pairs, names = record.get("labels"), record.get("classes")
+        if pairs is None:
+            return None
+        return {str(path): int(label) for path, label in pairs}, None if names is None else [str(n) for n in names]
     except (ValueError, TypeError, AttributeError) as exc:
         raise UserError(f"{label_file} is not a dataset.json with {{\"labels\": [[path, class], ...]}}: {exc}") from None
 
@@ -175,14 +190,15 @@ class _Decoder:
             if bar is not None:
                 bar.close()
 
-    def to_memory(self, labels: dict[str, int] | None) -> ImageSet:
+    def to_memory(self, labels: Labels | None) -> ImageSet:
         out = np.empty((len(self.files), self.channels, self.size, self.size), dtype=np.uint8)
         kept: list[str] = []
         for part, images, ok in self.chunks():
             out[len(kept):len(kept) + int(ok.sum())] = images[ok]
             kept += [f for f, good in zip(part, ok) if good]
         _check_some(kept, self.files, self.root)
-        return ImageSet(out[:len(kept)], kept, len(self.files) - len(kept), _label_array(labels, kept, self.root))
+        return ImageSet(out[:len(kept)], kept, len(self.files) - len(kept), _label_array(labels, kept, self.root),
+                        classes=None if labels is None else labels[1])
 
 
 def _decode_task(task) -> tuple[np.ndarray, np.ndarray]:
@@ -213,9 +229,10 @@ def _check_some(kept: list[str], files: list[str], root: Path) -> None:
         raise UserError(f"none of the {len(files)} image files in {root} could be read")
 
 
-def _label_array(labels: dict[str, int] | None, kept: list[str], root: Path) -> np.ndarray | None:
+def _label_array(labels: Labels | None, kept: list[str], root: Path) -> np.ndarray | None:
     if labels is None:
         return None
+    labels = labels[0]
     missing = [f for f in kept if f not in labels]
     if missing:
         raise UserError(f"{root / 'dataset.json'} has no label for {len(missing)} image(s), e.g. {missing[0]}")
@@ -234,8 +251,8 @@ class MappedImages(TensorImages):
     random rows map 25 MB; MADV_RANDOM alone does not change that).
     """
 
-    def __init__(self, images: np.ndarray, labels=None, release_every: int = 1):
-        super().__init__(images, labels=labels)
+    def __init__(self, images: np.ndarray, labels=None, release_every: int = 1, classes=None):
+        super().__init__(images, labels=labels, classes=classes)
         self._map, self._release_every, self._batches = images, release_every, 0
 
     def get_batch(self, indices):
@@ -256,7 +273,7 @@ def _advise(images: np.ndarray, advice: str) -> None:
 
 
 # ---- the cache files ------------------------------------------------------------------------
-def _build(directory: Path, key: str, decoder: _Decoder, labels: dict[str, int] | None, source: str) -> None:
+def _build(directory: Path, key: str, decoder: _Decoder, labels: Labels | None, source: str) -> None:
     """Decode into KEY.u8 (streamed, atomic), then write KEY.json, the record that makes it valid."""
     kept: list[str] = []
     with fileio.atomic_stream(directory / f"{key}.u8") as handle:
@@ -269,6 +286,7 @@ def _build(directory: Path, key: str, decoder: _Decoder, labels: dict[str, int] 
     meta = {"format": FORMAT, "version": VERSION, "key": key, "source": source, "shape": shape,
             "skipped": len(decoder.files) - len(kept), "files": kept,
             "labels": None if label_array is None else label_array.tolist(),
+            "classes": None if labels is None else labels[1],
             "checks": _checksums(directory / f"{key}.u8", int(np.prod(shape)))}
     fileio.atomic_write_json(directory / f"{key}.json", meta, indent=None)
     _remove_stale(directory, key, source, shape[1:])
@@ -307,7 +325,7 @@ def _open(directory: Path, key: str, after_build: bool = False, quiet: bool = Fa
     images = np.memmap(data_path, dtype=np.uint8, mode="r", shape=tuple(meta["shape"]))
     _advise(images, "MADV_RANDOM")  # rows are read in random order: no readahead around each one
     labels = None if meta["labels"] is None else np.asarray(meta["labels"], dtype=np.int64)
-    return ImageSet(images, meta["files"], int(meta["skipped"]), labels, data_path)
+    return ImageSet(images, meta["files"], int(meta["skipped"]), labels, data_path, meta.get("classes"))
 
 
 def _damage(meta_path: Path, data_path: Path, key: str) -> str | None:

@@ -38,13 +38,15 @@ class TensorImages(torch.utils.data.Dataset):
 
     Args:
         data: (N, C, H, W) images, or any (N, ...) float array such as (N, 2) points.
-        labels: optional (N,) integer labels, kept as ``labels`` for evaluation code.
+        labels: optional (N,) integer class labels, kept as ``labels`` (conditional runs train on
+            them; evaluation code reads them).
+        classes: optional class names, index = label (``classes``).
 
     A read-only array (a memory-mapped cache) is used in place: ``get_batch`` reads only the rows
     it is asked for, so a dataset larger than memory trains without being loaded whole.
     """
 
-    def __init__(self, data: np.ndarray | torch.Tensor, labels=None):
+    def __init__(self, data: np.ndarray | torch.Tensor, labels=None, classes=None):
         if isinstance(data, np.ndarray) and not data.flags.writeable:  # a read-only memory map: shared,
             with warnings.catch_warnings():  # never written (batches are new tensors)
                 warnings.simplefilter("ignore", UserWarning)
@@ -56,6 +58,7 @@ class TensorImages(torch.utils.data.Dataset):
             data = data.float()
         self.data = data
         self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long)
+        self.classes = None if classes is None else [str(c) for c in classes]
         self.shape = tuple(data.shape[1:])
 
     def __len__(self) -> int:

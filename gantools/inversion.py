@@ -33,6 +33,9 @@ def inverter_path(run: Run, name: str) -> Path:
 def _check_images(run: Run) -> None:
     if run.data_kind != "images":
         raise UserError(f"inversion needs a run trained on images; {run.config['dataset']} holds points")
+    if run.conditional:
+        raise UserError("inverters need an unconditional run: a conditional generator also takes a class, "
+                        "which an inverter does not recover")
 
 
 def create(run: Run, name: str, options: dict[str, Any] | None = None,

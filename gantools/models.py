@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gantools import conditional
 from gantools.errors import UserError
 from gantools.registry import Registry
 
@@ -22,6 +23,8 @@ class Models:
     critic: nn.Module
     generator_ema: nn.Module | None
     memory_format: torch.memory_format = torch.preserve_format  # the networks' layout (and their inputs')
+    conditioning: str | None = None  # a conditional run's critic (gantools.conditional.MODES), else None
+    n_classes: int = 0
 
 
 def resolve_device(name: str) -> torch.device:
@@ -47,18 +50,25 @@ def memory_format(config: dict[str, Any], data_shape: tuple[int, ...]) -> torch.
 
 
 def build_models(registry: Registry, config: dict[str, Any], data_shape: tuple[int, ...],
-                 device: torch.device) -> Models:
+                 device: torch.device, n_classes: int = 0) -> Models:
     """Create the architecture and loss plugins and the generator/critic for ``data_shape``, in the
     run's memory layout. Training and every reload build them here, so a reloaded run computes
-    exactly what the trained one did (convolutions sum in another order in another layout)."""
+    exactly what the trained one did (convolutions sum in another order in another layout).
+    A conditional run (config["conditional"] not off) gets the networks of gantools.conditional
+    for ``n_classes`` classes."""
     arch = registry.create("architectures", config["arch"], config["arch_opts"])
     loss = registry.create("losses", config["loss"], config["loss_opts"])
     check = getattr(arch, "check_shape", None)
     if check is not None:
         check(tuple(data_shape))
-    generator = arch.generator(config["z_dim"], tuple(data_shape)).to(device)
-    critic = arch.discriminator(tuple(data_shape), per_sample=bool(getattr(loss, "per_sample", False)))
-    critic = critic.to(device)
+    per_sample = bool(getattr(loss, "per_sample", False))
+    mode = conditional.resolve_mode(config.get("conditional", "off"), loss, config["loss"])
+    if mode is None:
+        generator = arch.generator(config["z_dim"], tuple(data_shape))
+        critic = arch.discriminator(tuple(data_shape), per_sample=per_sample)
+    else:
+        generator, critic = conditional.build(arch, config, config["z_dim"], data_shape, n_classes, mode, per_sample)
+    generator, critic = generator.to(device), critic.to(device)
     layout = memory_format(config, tuple(data_shape))
     if layout != torch.preserve_format:
         generator.to(memory_format=layout)
@@ -66,7 +76,7 @@ def build_models(registry: Registry, config: dict[str, Any], data_shape: tuple[i
     ema = None
     if config["ema"] > 0:
         ema = copy.deepcopy(generator).eval().requires_grad_(False)
-    return Models(arch, loss, generator, critic, ema, layout)
+    return Models(arch, loss, generator, critic, ema, layout, mode, n_classes if mode else 0)
 
 
 def ema_decay(decay: float, step: int) -> float:

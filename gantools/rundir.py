@@ -69,11 +69,11 @@ class RunDirectory:
                 ckpt.save_atomic(state, self.path / "checkpoints" / f"step_{step:07d}.pt")
         return self.latest
 
-    def save_samples(self, samples: torch.Tensor, step: int, kind: str, dataset=None) -> Path:
-        """samples/step_N.png, rendered once and copied to samples/latest.png."""
+    def save_samples(self, samples: torch.Tensor, step: int, kind: str, dataset=None, nrow: int | None = None) -> Path:
+        """samples/step_N.png (``nrow`` images a row), rendered once and copied to samples/latest.png."""
         path = self.path / "samples" / f"step_{step:07d}.png"
         if self.writes:
-            report.save_samples(samples, path, kind, dataset)
+            report.save_samples(samples, path, kind, dataset, nrow=nrow)
             shutil.copyfile(path, self.path / "samples" / "latest.png")
         return path
 

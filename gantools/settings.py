@@ -47,6 +47,7 @@ class Setting:
     resumable: bool = False
     shown: str | None = None
     cli: bool = True
+    flag_value: Any = None  # the value of the bare flag (``--conditional`` = auto), for options that take one
 
     @property
     def flag(self) -> str:
@@ -102,6 +103,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("instance_noise", 0.0, FLOAT, "std of Gaussian noise added to every critic input (real and "
             "generated), annealed linearly to 0 over the run; 0: off (Sonderby et al. 2017, the face thesis' "
             "instance noise)", check=at_least(0.0)),
+    Setting("conditional", "off", CHOICE, "train a class-conditional GAN on labelled data: projection (the "
+            "projection discriminator), concat (label concatenation, the classic cGAN) or acgan (an auxiliary "
+            "classifier); the bare flag is auto: concat for the gan loss, projection otherwise",
+            choices=("off", "auto", "projection", "concat", "acgan"), flag_value="auto"),
+    Setting("acgan_weight", 1.0, FLOAT, "weight of the auxiliary classifier's cross-entropy in both "
+            "objectives (--conditional acgan)", check=at_least(0.0)),
     Setting("inverter", None, STR, "joint inverter trained with the GAN (ali, vaegan); post-hoc ones: "
             "gantools invert fit"),
     Setting("inverter_opts", {}, OPTIONS, "inverter option K=V (repeatable)"),

@@ -104,6 +104,19 @@ class EncoderTrunk(Protocol):
         (N, features), and ``features``."""
 
 
+@runtime_checkable
+class CriticTrunk(Protocol):
+    """Optional for architectures; conditional runs (``--conditional``) need it: the critic up to
+    its last linear map, on which gantools.conditional builds the (x, y) critic (projection,
+    label concatenation or an AC-GAN classifier head). A conditional generator needs nothing of
+    the architecture: its generator is built for z_dim + K inputs and receives z with y's one-hot
+    code appended."""
+
+    def critic_trunk(self, image_shape: tuple[int, ...], *, per_sample: bool) -> tuple[nn.Module, int]:
+        """Return the critic (fresh weights, normalised as ``discriminator`` would be) without
+        its output layer, mapping (N, *image_shape) to (N, features), and ``features``."""
+
+
 # ---- Losses -----------------------------------------------------------------------------------
 @runtime_checkable
 class Loss(Protocol):
@@ -114,6 +127,9 @@ class Loss(Protocol):
             user sets something else: ``{"n_critic": int, "optimizer": "adam"|"rmsprop",
             "lr": float, "betas": (float, float)}`` (any subset; default {}).
         per_sample: True when the critic must not couple samples (see Architecture); default False.
+        conditioning: how a conditional run's critic takes the labels under this loss when the
+            user says ``--conditional`` (auto): "projection" (default; the projection
+            discriminator), "concat" (the classic cGAN's label concatenation) or "acgan".
     """
 
     def discriminator_loss(self, critic: nn.Module, real: torch.Tensor,
@@ -225,7 +241,11 @@ class Dataset(Protocol):
         """Load the data: a torch Dataset whose items are float tensors in [-1, 1] of shape
         (C, H, W), or 2-D points of shape (2,); it may be a BatchDataset. ``arg`` is what follows
         ``name:`` on the command line (a path, a variant) or None; ``image_size``/``channels``
-        are the requested resolution and channel count, None meaning the data's own."""
+        are the requested resolution and channel count, None meaning the data's own.
+
+        Labelled data (what ``--conditional`` trains on) gives the returned Dataset two
+        attributes: ``labels``, (N,) integer classes 0..K-1 in item order, and optionally
+        ``classes``, the K class names (index = class; default the numbers)."""
 
 
 @runtime_checkable
@@ -280,7 +300,7 @@ CONTRACTS: dict[str, type] = {"architectures": Architecture, "losses": Loss, "in
 
 # Optional abilities by group: if an object has any method of one, it must have all of them.
 # (An inverter's abilities are required by its flags instead: see required_abilities.)
-ABILITIES: dict[str, tuple[type, ...]] = {"architectures": (ShapeCheck, EncoderTrunk),
+ABILITIES: dict[str, tuple[type, ...]] = {"architectures": (ShapeCheck, EncoderTrunk, CriticTrunk),
                                           "losses": (AfterDiscriminatorStep, StatefulLoss),
                                           "inverters": (), "datasets": (KnownModes,), "metrics": (Applies,)}
 
@@ -303,6 +323,11 @@ def _loss_defaults(value) -> str | None:
     return f"has keys {extra} outside {', '.join(LOSS_DEFAULT_KEYS)}" if extra else None
 
 
+def _conditioning(value) -> str | None:
+    modes = ("projection", "concat", "acgan")
+    return None if value in modes else f"must be one of {', '.join(modes)}"
+
+
 def _kind(value) -> str | None:
     return None if value in DATA_KINDS else f"must be one of {', '.join(DATA_KINDS)}"
 
@@ -316,7 +341,8 @@ def _kinds(value) -> str | None:
 # Optional data attributes: name -> (default when absent, check returning what is wrong or None).
 ATTRIBUTES: dict[str, dict[str, tuple[Any, Callable[[Any], str | None]]]] = {
     "architectures": {},
-    "losses": {"defaults": ({}, _loss_defaults), "per_sample": (False, _flag)},
+    "losses": {"defaults": ({}, _loss_defaults), "per_sample": (False, _flag),
+               "conditioning": ("projection", _conditioning)},
     "inverters": {"needs_fit": (True, _flag), "joint": (False, _flag)},
     "datasets": {"kind": ("images", _kind), "recommended": ({}, _table)},
     "metrics": {"kinds": (("images",), _kinds)},

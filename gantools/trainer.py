@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from gantools import checkpoint as ckpt
-from gantools import augment, cudagraphs, distributed, metrics, precision, report, stepcontext
+from gantools import augment, conditional, cudagraphs, distributed, metrics, precision, report, stepcontext
 from gantools.config import split_dataset, steps_for_epochs
 from gantools.data import BatchStream
 from gantools.errors import UserError
@@ -22,6 +22,7 @@ from gantools.rundir import RunDirectory, versions
 from gantools.specs import JointContext
 
 N_FIXED = 64  # latents in the fixed sample grid (8 x 8)
+PER_CLASS = 8  # a conditional run's fixed grid: a row of 8 per class
 N_FIXED_POINTS = 2000
 # Under fp16 a non-finite loss is an overflow the GradScaler handles (it skips the update and halves
 # its scale) until the scale falls below this; then the run has diverged.
@@ -82,8 +83,10 @@ class Trainer:
         torch.manual_seed(config["seed"])
         self._build_data(registry)
         self.augment = self._augmentations()
-        self.models = build_models(registry, config, self.data_shape, self.device)
+        self.models = build_models(registry, config, self.data_shape, self.device, len(self.classes or ()))
         self.memory_format = self.models.memory_format
+        if self.models.conditioning:  # auto -> the loss's choice, recorded as such
+            config["conditional"] = self.models.conditioning
         for name in config["eval_metrics"]:  # fail now, not at the first evaluation
             registry.info("metrics", name)
         reason = cudagraphs.refusal(config, self.device, self.dp.world, self.models.loss) if config["cuda_graphs"] else None
@@ -96,6 +99,10 @@ class Trainer:
         self.graphed = self._cuda_graphs() if config["cuda_graphs"] else None
         fixed_gen = torch.Generator().manual_seed(config["seed"] + 1)
         n_fixed = N_FIXED_POINTS if self.data_kind == "points" else N_FIXED
+        self.fixed_labels = None  # a conditional run's grid: one row of PER_CLASS samples per class
+        if self.classes:
+            self.fixed_labels = conditional.class_rows(len(self.classes), PER_CLASS)
+            n_fixed = len(self.fixed_labels)
         self.fixed_z = sample_prior(n_fixed, config["z_dim"], config["prior"], torch.device("cpu"), fixed_gen)
         self.step = 0
         self._checked = 0  # the last step at which the losses were checked and found finite
@@ -113,7 +120,17 @@ class Trainer:
         if config["epochs"] is not None:
             config["steps"] = steps_for_epochs(config, len(data))
             self.sources["steps"] = f"epochs:{config['epochs']}"
-        self.stream = BatchStream(data, config["batch_size"], config["seed"], rank=self.dp.rank, world=self.dp.world)
+        labels, self.classes = None, None
+        if config["conditional"] != "off":
+            labelled = conditional.labels_of(data)
+            if labelled is None:
+                raise UserError(f"--conditional needs labelled data; {config['dataset']} has no labels (digits, "
+                                f"mnist, a folder with class sub-folders or a prepared dataset.json have them)")
+            labels, self.classes = labelled
+            if config["inverter"]:
+                raise UserError(f"joint inverters ({config['inverter']}) need an unconditional run; drop --conditional")
+        self.stream = BatchStream(data, config["batch_size"], config["seed"], rank=self.dp.rank, world=self.dp.world,
+                                  labels=labels)
 
     def _augmentations(self) -> tuple[str, ...]:
         policy = augment.parse(",".join(self.config["augment"]))
@@ -184,18 +201,28 @@ class Trainer:
 
     def host_batch(self) -> torch.Tensor:
         """This rank's rows of the next real batch on the host (pinned for a CUDA device, so the copy
-        to it does not wait for the device)."""
+        to it does not wait for the device); (rows, labels) in a conditional run."""
         batch = self.stream.next()
-        return batch.pin_memory() if self.device.type == "cuda" else batch
+        if self.device.type != "cuda":
+            return batch
+        return tuple(t.pin_memory() for t in batch) if isinstance(batch, tuple) else batch.pin_memory()
 
     def real_batch(self) -> torch.Tensor:
         """This rank's rows of the next real batch on the training device, in the training layout
         (x-flipped at random under --augment flip)."""
+        return self.labelled_batch()[0]
+
+    def labelled_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(real_batch(), its labels on the device), the labels None in an unconditional run."""
+        labels = None
         if self.next_real is not None:
             real = self.next_real()
         else:
-            real = self.host_batch().to(self.device, non_blocking=True, memory_format=self.memory_format)
-        return augment.flip(real) if "flip" in self.augment else real
+            real = self.host_batch()
+            if isinstance(real, tuple):
+                real, labels = real[0], real[1].to(self.device, non_blocking=True)
+            real = real.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        return (augment.flip(real) if "flip" in self.augment else real), labels
 
     # ---- one iteration ---------------------------------------------------------------------
     def prior(self, n: int) -> torch.Tensor:
@@ -223,17 +250,19 @@ class Trainer:
         """Critic update: minimise the loss plugin's critic objective on a real and a fake batch
         (e.g. WGAN-GP: E[D(G(z))] - E[D(x)] + lambda * E[(||grad D(x_hat)|| - 1)^2])."""
         m = self.models
-        real = self.real_batch()
+        real, y = self.labelled_batch()
         z = self.prior(real.shape[0])
         with self.autocast():
             with torch.no_grad():
-                fake = m.generator(z)
+                fake = m.generator(z) if y is None else m.generator(z, y)  # conditional: the real batch's classes
             # DiffAugment: the same kind of random transform on real and generated images.
             real, fake = self.critic_view(real), self.critic_view(fake)
             if self.joint is not None:  # e.g. ALI: (x, E(x)) against (G(z), z)
                 real, fake = self.joint.critic_inputs(real, z, fake)
             with precision.loss_scale(self.scaler_d):  # fp16: penalties unscale their input gradient
-                loss, logs = m.loss.discriminator_loss(self.adversary, real, fake)
+                loss, logs = m.loss.discriminator_loss(self._critic_for(y), real, fake)
+            if m.conditioning == "acgan":
+                loss = loss + self._classifier_loss(logs, "acgan_d", (real, y), (fake, y))
         self._update(loss, self.opt_d, self.scaler_d, list(self.adversary.parameters()))
         after = getattr(m.loss, "after_discriminator_step", None)
         if after is not None:
@@ -247,18 +276,39 @@ class Trainer:
         self.adversary.requires_grad_(False)
         try:
             z = self.prior(self.local_batch)
+            y = self.class_labels(self.local_batch) if m.conditioning else None
             with self.autocast():
-                fake = self.generator_forward(z)
+                fake = self.generator_forward(z) if y is None else self.generator_forward(z, y)
                 if self.joint is not None:  # the inverter's objective for G and its own networks
                     loss, logs = self.joint.generator_loss(self._joint_ctx, z, fake)
                 else:
-                    loss, logs = m.loss.generator_loss(self.adversary, self.critic_view(fake))
+                    view = self.critic_view(fake)
+                    loss, logs = m.loss.generator_loss(self._critic_for(y), view)
+                    if m.conditioning == "acgan":
+                        loss = loss + self._classifier_loss(logs, "acgan_g", (view, y))
             self._update(loss, self.opt_g, self.scaler_g, self._generator_sync)
         finally:
             self.adversary.requires_grad_(True)
         if m.generator_ema is not None:
             update_ema(m.generator_ema, m.generator, self._ema_decay)
         return loss.detach(), logs
+
+    def class_labels(self, n: int) -> torch.Tensor:
+        """n class labels drawn uniformly (this rank's rows of the global batch's): what a
+        conditional generator is asked for in its own step."""
+        k = len(self.classes)
+        return stepcontext.rows(lambda rows: torch.randint(k, (rows,), device=self.device), n)
+
+    def _critic_for(self, y: torch.Tensor | None) -> torch.nn.Module:
+        """The critic as the loss plugin calls it: with the batch's labels bound in a conditional run."""
+        return self.adversary if y is None else conditional.LabelledCritic(self.adversary, y)
+
+    def _classifier_loss(self, logs: dict, name: str, *batches: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """AC-GAN: acgan_weight x the summed cross-entropy of the critic's class head on each
+        (images, labels) batch; logged as ``name``."""
+        ce = sum(torch.nn.functional.cross_entropy(self.adversary.classify(x), y.long()) for x, y in batches)
+        logs[name] = ce.detach()
+        return self.config["acgan_weight"] * ce
 
     def critic_view(self, x: torch.Tensor) -> torch.Tensor:
         """A batch as the critic sees it: DiffAugment (--augment diffaugment), then instance noise
@@ -357,7 +407,7 @@ class Trainer:
         return {
             "format": ckpt.FORMAT, "version": ckpt.VERSION,
             "config": self.config, "sources": self.sources, "step": self.step,
-            "data": {"kind": self.data_kind, "shape": list(self.data_shape)},
+            "data": self.data_record(),
             "generator": m.generator.state_dict(), "critic": m.critic.state_dict(),
             "generator_ema": None if m.generator_ema is None else m.generator_ema.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
@@ -412,19 +462,28 @@ class Trainer:
         """The run as gantools.train returns it (its sampling generator and critic, live)."""
         return Run(config=self.config, generator=self.sampling_generator(), critic=self.models.critic,
                    data_kind=self.data_kind, data_shape=self.data_shape, directory=self.out, step=self.step,
-                   device=self.device, status=status, memory_format=self.memory_format)
+                   device=self.device, status=status, memory_format=self.memory_format, classes=self.classes)
 
     def save_samples(self) -> Path:
         """Render the fixed latent batch to samples/step_N.png (and samples/latest.png), on rank 0."""
         if not self.dp.is_main:
             return self.rundir.save_samples(torch.empty(0), self.step, self.data_kind)
-        samples = self.as_run("training").generate(self.fixed_z)  # eval mode, restored after
-        return self.rundir.save_samples(samples, self.step, self.data_kind, self.stream.dataset)
+        samples = self.as_run("training").generate(self.fixed_z, labels=self.fixed_labels)  # eval mode, restored after
+        nrow = PER_CLASS if self.fixed_labels is not None else None
+        return self.rundir.save_samples(samples, self.step, self.data_kind, self.stream.dataset, nrow=nrow)
+
+    def data_record(self) -> dict[str, Any]:
+        """What a checkpoint and config.json say of the data: kind, item shape, and a conditional
+        run's class names (their order is the label order)."""
+        record: dict[str, Any] = {"kind": self.data_kind, "shape": list(self.data_shape)}
+        if self.classes:
+            record["classes"] = list(self.classes)
+        return record
 
     def config_record(self) -> dict[str, Any]:
         """What config.json holds: the config, where each value came from, the data, the versions."""
         return {"config": self.config, "sources": self.sources,
-                "data": {"kind": self.data_kind, "shape": list(self.data_shape)},
+                "data": self.data_record(),
                 "world_size": self.dp.world, "versions": versions(self.registry, self.config)}
 
     # ---- the loop ------------------------------------------------------------------------

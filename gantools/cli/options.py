@@ -38,6 +38,9 @@ def setting_option(setting):
     else:
         flag = setting.flag
         kind = click.Choice(setting.choices) if setting.kind == st.CHOICE else kinds[setting.kind]
+    if setting.flag_value is not None:  # --conditional alone, or --conditional acgan
+        return click.option(flag, setting.name, type=kind, default=None, is_flag=False, flag_value=setting.flag_value,
+                            help=setting.help, show_default=shown)
     return click.option(flag, setting.name, type=kind, default=None, help=setting.help, show_default=shown)
 
 

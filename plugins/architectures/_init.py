@@ -53,6 +53,16 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def flat_features(trunk: nn.Module, image_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+    """(trunk, its output width for one blank input); the trunk is left in training mode."""
+    was_training = trunk.training
+    trunk.eval()  # BatchNorm's statistics must not see the blank image
+    with torch.no_grad():
+        features = trunk(torch.zeros(1, *image_shape)).shape[1]
+    trunk.train(was_training)
+    return trunk, features
+
+
 class ConvArchitecture:
     """What the conv architectures share: the width/norm options, building and initialising the
     networks, and the encoder trunk. A subclass sets ``name``, ``generator_class``,
@@ -85,6 +95,11 @@ class ConvArchitecture:
         d = self.critic_class(image_shape, self.width, critic_norm(self.name, self.norm, per_sample, self.penalty_norm))
         d.apply(type(self).init)
         return d
+
+    def critic_trunk(self, image_shape: tuple[int, ...], *, per_sample: bool) -> tuple[nn.Module, int]:
+        """The critic (fresh weights, normalised as ``discriminator`` does) up to its last linear
+        map, (N, *image_shape) -> (N, features), and ``features`` (read off one blank image)."""
+        return flat_features(self.discriminator(tuple(image_shape), per_sample=per_sample).trunk(), image_shape)
 
     def encoder_trunk(self, image_shape: tuple[int, int, int]) -> tuple[nn.Module, int]:
         """The critic's conv trunk with fresh weights (layer norm), and its flat feature count

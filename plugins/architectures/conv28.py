@@ -79,6 +79,11 @@ class Conv28:
         self.check_shape(image_shape)  # no normalisation in the critic: per_sample changes nothing
         return Critic(image_shape[0])
 
+    def critic_trunk(self, image_shape: tuple[int, ...], *, per_sample: bool) -> tuple[nn.Module, int]:
+        """The critic (fresh weights) without its last FC: (N, C, 28, 28) -> (N, 1024)."""
+        critic = self.discriminator(image_shape, per_sample=per_sample)
+        return nn.Sequential(critic.features, critic.head[:-1]), 4 * 4 * 64
+
     def encoder_trunk(self, image_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
         """The critic's conv part with fresh weights, flattened: (N, C, 28, 28) -> (N, 1024)."""
         self.check_shape(image_shape)

@@ -78,6 +78,11 @@ class Critic(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x)).flatten()
 
+    def trunk(self) -> nn.Module:
+        """The critic without its output layer: (N, C, S, S) -> (N, features) (the head is a linear map
+        of the flattened base x base feature map)."""
+        return nn.Sequential(self.features, nn.Flatten())
+
 
 def _with_dropout(features: nn.Sequential, p: float) -> nn.Sequential:
     """``features`` with nn.Dropout(p) after each activation, i.e. after every hidden layer."""

@@ -49,6 +49,17 @@ class Critic(nn.Module):
         return self.net(x.flatten(1) / self.scale).flatten()
 
 
+class Trunk(nn.Module):
+    """A critic without its output layer: (N, *shape) -> (N, hidden)."""
+
+    def __init__(self, critic: Critic):
+        super().__init__()
+        self.scale, self.net = critic.scale, critic.net[:-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1) / self.scale)
+
+
 class MLP:
     """MLP architecture plugin (PyTorch's default init; no normalisation, so any loss fits).
 
@@ -81,6 +92,10 @@ class MLP:
 
     def discriminator(self, image_shape: tuple[int, ...], *, per_sample: bool) -> nn.Module:
         return Critic(image_shape, self.d_hidden, self.layers, self.slope, self.scale)
+
+    def critic_trunk(self, image_shape: tuple[int, ...], *, per_sample: bool) -> tuple[nn.Module, int]:
+        """The critic (fresh weights) without its output layer, and its width d_hidden."""
+        return Trunk(self.discriminator(image_shape, per_sample=per_sample)), self.d_hidden
 
 
 architecture = MLP

@@ -142,6 +142,10 @@ class Critic(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x)).flatten()
 
+    def trunk(self) -> nn.Module:
+        """The critic without its output layer: (N, C, S, S) -> (N, W) (the features' spatial mean)."""
+        return nn.Sequential(self.features, self.head[0])
+
 
 class ResNet(ConvArchitecture):
     """ResNet architecture plugin: the WGAN-GP paper's residual models at any power-of-two size.

@@ -79,7 +79,7 @@ class Digits:
         images = torch.from_numpy(data.images[index].astype(np.float32) / 16 * 2 - 1)
         images = _resize(images[:, None], size).clamp_(-1, 1)
         return TensorImages(images.expand(-1, channels, -1, -1).contiguous(),
-                            labels=data.target[index])
+                            labels=data.target[index], classes=[str(k) for k in range(10)])
 
 
 dataset = Digits

@@ -54,8 +54,8 @@ class Folder:
             warnings.warn(f"folder dataset: skipped {found.skipped} unreadable image file(s) in {arg}",
                           UserWarning, stacklevel=2)
         if found.cache is not None:
-            return MappedImages(found.images, labels=found.labels)
-        return TensorImages(found.images, labels=found.labels)
+            return MappedImages(found.images, labels=found.labels, classes=found.classes)
+        return TensorImages(found.images, labels=found.labels, classes=found.classes)
 
 
 dataset = Folder

@@ -127,7 +127,7 @@ class Mnist:
         if image_size is not None and images.shape[1:] != (image_size, image_size):
             images = _resize(images, image_size)
         images = np.repeat(images[:, None], channels, axis=1)  # (N, C, H, W)
-        return TensorImages(images, labels=labels)
+        return TensorImages(images, labels=labels, classes=[str(k) for k in range(10)])
 
     def _read_folder(self, folder: Path) -> tuple[np.ndarray, np.ndarray]:
         if not folder.is_dir():

@@ -41,6 +41,7 @@ class GAN:
 
     defaults = {"n_critic": 1, "optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
     per_sample = False
+    conditioning = "concat"  # --conditional: the classic cGAN (Mirza & Osindero 2014) concatenates the label
 
     def __init__(self, generator_loss: str = "non-saturating", real_label: float = 1.0, flip: float = 0.0):
         if generator_loss not in GENERATOR_LOSSES:
