@@ -6,8 +6,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from gantools import checkpoint as ckpt
 from gantools import config as cfg
 from gantools import distributed
@@ -105,14 +103,16 @@ def load_run(directory: str | Path, device: str = "cpu", checkpoint: str = "late
     try:
         weights = state["generator_ema"] if state.get("generator_ema") is not None else state["generator"]
         models.generator.load_state_dict(weights)
-        models.critic.load_state_dict(state["critic"])
+        for net, key in ((models.critic, "critic"), (models.encoder, "encoder")):
+            if net is not None:
+                net.load_state_dict(state[key])
+                net.eval()
     except RuntimeError as exc:
         raise UserError(f"checkpoint in {directory} does not match the plugins' networks "
                         f"(was a plugin changed?): {str(exc).splitlines()[0]}") from None
     models.generator.eval()
-    models.critic.eval()
     return Run(config=config, generator=models.generator, critic=models.critic, data_kind=state["data"]["kind"],
                data_shape=shape, directory=directory, step=int(state["step"]), device=dev,
-               memory_format=models.memory_format, classes=classes)
+               memory_format=models.memory_format, classes=classes, encoder=models.encoder)
 
 

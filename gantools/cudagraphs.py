@@ -34,6 +34,8 @@ def refusal(config: dict[str, Any], device: torch.device, world: int, loss) -> s
         return "conditional runs are not captured (the real batches' labels have no static buffer in the graph)"
     if config["inverter"]:
         return f"joint inverters ({config['inverter']}) run their own objective outside the captured step"
+    if getattr(loss, "autoencoder", False):
+        return f"autoencoder runs (--loss {config['loss']}) are not captured; train them without --cuda-graphs"
     if getattr(loss, "lazy", 1) != 1:
         return (f"the loss applies its penalty on every {loss.lazy}th critic step only, so iterations differ; "
                 f"use lazy=1")

@@ -25,6 +25,7 @@ class Models:
     memory_format: torch.memory_format = torch.preserve_format  # the networks' layout (and their inputs')
     conditioning: str | None = None  # a conditional run's critic (gantools.conditional.MODES), else None
     n_classes: int = 0
+    encoder: nn.Module | None = None  # an autoencoder run's (--loss ae|dae|vae), which has no critic
 
 
 def resolve_device(name: str) -> torch.device:
@@ -61,22 +62,29 @@ def build_models(registry: Registry, config: dict[str, Any], data_shape: tuple[i
     check = getattr(arch, "check_shape", None)
     if check is not None:
         check(tuple(data_shape))
+    needs = getattr(loss, "prior", None)
+    if needs is not None and config["prior"] != needs:
+        raise UserError(f"--loss {config['loss']} assumes the {needs} prior; drop --prior {config['prior']}")
     per_sample = bool(getattr(loss, "per_sample", False))
     mode = conditional.resolve_mode(config.get("conditional", "off"), loss, config["loss"])
-    if mode is None:
+    encoder = None
+    if getattr(loss, "autoencoder", False):  # the generator decodes; no critic
+        if mode is not None:
+            raise UserError(f"--loss {config['loss']} trains an autoencoder, which is not conditional; drop --conditional")
+        generator, critic = arch.generator(config["z_dim"], tuple(data_shape)), None
+        encoder = loss.build_encoder(arch, tuple(data_shape), config["z_dim"])
+    elif mode is None:
         generator = arch.generator(config["z_dim"], tuple(data_shape))
         critic = arch.discriminator(tuple(data_shape), per_sample=per_sample)
     else:
         generator, critic = conditional.build(arch, config, config["z_dim"], data_shape, n_classes, mode, per_sample)
-    generator, critic = generator.to(device), critic.to(device)
     layout = memory_format(config, tuple(data_shape))
-    if layout != torch.preserve_format:
-        generator.to(memory_format=layout)
-        critic.to(memory_format=layout)
+    generator, critic, encoder = (None if net is None else net.to(device, memory_format=layout)
+                                  for net in (generator, critic, encoder))
     ema = None
     if config["ema"] > 0:
         ema = copy.deepcopy(generator).eval().requires_grad_(False)
-    return Models(arch, loss, generator, critic, ema, layout, mode, n_classes if mode else 0)
+    return Models(arch, loss, generator, critic, ema, layout, mode, n_classes if mode else 0, encoder)
 
 
 def ema_decay(decay: float, step: int) -> float:

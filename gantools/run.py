@@ -16,22 +16,25 @@ class Run:
     Attributes:
         config: the resolved config.
         generator: the generator used for sampling (the weight average when ema > 0).
-        critic: the critic.
+        critic: the critic (None for an autoencoder run).
         directory: the run directory (None for runs that were not saved).
         memory_format: the networks' memory layout, the one they trained in (channels_last or
             preserve_format); networks built for the run later (inverters) use it too.
         classes: a conditional run's class names (label k is classes[k]); None when unconditional.
+        encoder: an autoencoder run's encoder (the ``autoencoder`` inverter encodes with it), else None.
     """
 
     def __init__(self, *, config: dict[str, Any], generator: torch.nn.Module, critic: torch.nn.Module,
                  data_kind: str, data_shape: tuple[int, ...], directory: Path | None, step: int,
                  device: torch.device, status: str = "finished",
-                 memory_format: torch.memory_format = torch.preserve_format, classes: list[str] | None = None):
+                 memory_format: torch.memory_format = torch.preserve_format, classes: list[str] | None = None,
+                 encoder: torch.nn.Module | None = None):
         self.config, self.generator, self.critic = config, generator, critic
         self.memory_format = memory_format  # the layout the networks trained (and run) in
         self.data_kind, self.data_shape = data_kind, tuple(data_shape)
         self.directory, self.step, self.device, self.status = directory, step, device, status
         self.classes = list(classes) if classes else None  # a conditional run's class names (label order)
+        self.encoder = encoder  # an autoencoder run's encoder (--loss ae|dae|vae), else None
 
     @property
     def conditional(self) -> bool:

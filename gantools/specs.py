@@ -127,6 +127,10 @@ class Loss(Protocol):
             user sets something else: ``{"n_critic": int, "optimizer": "adam"|"rmsprop",
             "lr": float, "betas": (float, float)}`` (any subset; default {}).
         per_sample: True when the critic must not couple samples (see Architecture); default False.
+        autoencoder: True for reconstruction objectives without a critic (ae, dae, vae), which
+            meet the Autoencoder contract instead of this one; default False.
+        prior: the latent prior the objective assumes ("normal" for the VAE's KL term), or None
+            (default: any); runs with another --prior are refused.
         conditioning: how a conditional run's critic takes the labels under this loss when the
             user says ``--conditional`` (auto): "projection" (default; the projection
             discriminator), "concat" (the classic cGAN's label concatenation) or "acgan".
@@ -139,6 +143,26 @@ class Loss(Protocol):
 
     def generator_loss(self, critic: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Logs]:
         """Generator objective to MINIMISE, and logs."""
+
+
+@runtime_checkable
+class Autoencoder(Protocol):
+    """The contract of a loss with ``autoencoder = True``, in place of Loss's two methods: an
+    autoencoder trained by reconstruction (``gantools run --loss ae|dae|vae``), with no critic.
+    The run's generator is the decoder; the loss builds the encoder, and the trainer trains both
+    with the generator's optimiser, saves the encoder in the checkpoint and hands it to
+    ``Run.encoder`` (the ``autoencoder`` inverter encodes with it)."""
+
+    def build_encoder(self, arch, image_shape: tuple[int, ...], z_dim: int) -> nn.Module:
+        """The encoder for ``image_shape`` (fresh weights), mapping (N, *image_shape) to codes;
+        UserError when ``arch`` offers no encoder (``encoder_trunk``)."""
+
+    def reconstruction_loss(self, encoder: nn.Module, generator: nn.Module,
+                            real: torch.Tensor) -> tuple[torch.Tensor, Logs]:
+        """The objective to MINIMISE on a real batch (e.g. the VAE's negative ELBO), and logs."""
+
+    def encode(self, encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """The latents (N, z_dim) that stand for ``images`` (a VAE's posterior mean)."""
 
 
 @runtime_checkable
@@ -341,7 +365,8 @@ def _kinds(value) -> str | None:
 # Optional data attributes: name -> (default when absent, check returning what is wrong or None).
 ATTRIBUTES: dict[str, dict[str, tuple[Any, Callable[[Any], str | None]]]] = {
     "architectures": {},
-    "losses": {"defaults": ({}, _loss_defaults), "per_sample": (False, _flag),
+    "losses": {"defaults": ({}, _loss_defaults), "per_sample": (False, _flag), "autoencoder": (False, _flag),
+               "prior": (None, lambda v: None if v in (None, "normal", "uniform") else "must be None, normal or uniform"),
                "conditioning": ("projection", _conditioning)},
     "inverters": {"needs_fit": (True, _flag), "joint": (False, _flag)},
     "datasets": {"kind": ("images", _kind), "recommended": ({}, _table)},
@@ -369,6 +394,14 @@ def members(protocol: type) -> list[str]:
             names += [n for n, v in vars(cls).items() if inspect.isfunction(v) and not n.startswith("_")
                       and n not in names]
     return names
+
+
+def contract(kind: str, obj: Any) -> type:
+    """The Protocol an object of group ``kind`` must meet: the group's, or Autoencoder for a loss
+    whose ``autoencoder`` flag is set."""
+    if kind == "losses" and attribute(kind, obj, "autoencoder") is True:
+        return Autoencoder
+    return CONTRACTS[kind]
 
 
 def required_abilities(kind: str, obj: Any) -> tuple[type, ...]:
@@ -437,7 +470,7 @@ def problems(kind: str, obj: Any) -> list[str]:
             wrong = check(getattr(obj, name))
             if wrong:
                 out.append(f"attribute '{name}' {wrong} (got {getattr(obj, name)!r})")
-    out += _method_problems(CONTRACTS[kind], obj, required=True)
+    out += _method_problems(contract(kind, obj), obj, required=True)
     required = required_abilities(kind, obj)
     for ability in (*required, *ABILITIES[kind]):
         out += [p for p in _method_problems(ability, obj, ability in required) if p not in out]

@@ -1,7 +1,6 @@
 """The training loop: n_critic critic steps per generator step, for every loss plugin."""
 from __future__ import annotations
 
-import math
 import signal
 import threading
 import time
@@ -134,6 +133,10 @@ class Trainer:
 
     def _augmentations(self) -> tuple[str, ...]:
         policy = augment.parse(",".join(self.config["augment"]))
+        loss = self.config["loss"]
+        if (policy or self.config["instance_noise"]) and getattr(self.registry.load("losses", loss), "autoencoder", False):
+            raise UserError(f"--augment and --instance-noise change what a critic sees; --loss {loss} trains an "
+                            f"autoencoder, which has none")
         if policy and self.data_kind != "images":
             raise UserError(f"--augment {','.join(policy)} applies to images; {self.dataset_name} holds points")
         if "diffaugment" in policy and self.config["inverter"]:
@@ -158,9 +161,11 @@ class Trainer:
         generator_side = list(self.models.generator.parameters())
         if self.joint is not None:  # the inverter's own networks train with the generator
             generator_side += list(self.joint.parameters())
+        if self.models.encoder is not None:  # an autoencoder's encoder trains with its decoder
+            generator_side += list(self.models.encoder.parameters())
         graphs = self.device if config["cuda_graphs"] else None
         self.opt_g = make_optimizer(generator_side, config, graphs)
-        self.opt_d = make_optimizer(self.adversary.parameters(), config, graphs)
+        self.opt_d = None if self.adversary is None else make_optimizer(self.adversary.parameters(), config, graphs)
         self.scaler_d = precision.grad_scaler(config["precision"], self.device)
         self.scaler_g = precision.grad_scaler(config["precision"], self.device)
         self._skipped = 0  # updates the fp16 GradScalers skipped in the current iteration
@@ -171,10 +176,10 @@ class Trainer:
         DDP and nothing for a plain generator, the generator and all of them with a joint inverter."""
         if self.dp.world == 1:
             return self.models.generator, []
-        nets = (self.models.critic, self.models.generator, self.adversary)
+        nets = [n for n in (self.models.critic, self.models.generator, self.adversary, self.models.encoder) if n is not None]
         state = {id(t): t for t in [*generator_side, *(t for n in nets for t in (*n.parameters(), *n.buffers()))]}
         self.dp.broadcast(list(state.values()))  # the same seed gave the same weights; made certain
-        if self.joint is not None:
+        if self.joint is not None or self.models.encoder is not None:  # networks outside the generator
             return self.models.generator, generator_side
         from torch.nn.parallel import DistributedDataParallel
 
@@ -183,6 +188,9 @@ class Trainer:
 
     def _attach_inverter(self, registry: Registry):
         name = self.config["inverter"]
+        if self.models.encoder is not None:
+            raise UserError(f"--loss {self.config['loss']} trains its own encoder (the autoencoder inverter uses it); "
+                            f"drop --inverter {name}")
         inverter = registry.create("inverters", name, self.config["inverter_opts"])
         if not getattr(inverter, "joint", False):
             raise UserError(f"inverter '{name}' is fitted after training (gantools invert fit RUN --inverter "
@@ -293,6 +301,18 @@ class Trainer:
             update_ema(m.generator_ema, m.generator, self._ema_decay)
         return loss.detach(), logs
 
+    def autoencoder_step(self) -> tuple[torch.Tensor, dict]:
+        """An autoencoder's update (--loss ae|dae|vae): the loss plugin's reconstruction objective
+        on a real batch, minimised over the encoder and the generator (the decoder) together."""
+        m = self.models
+        real = self.real_batch()
+        with self.autocast():
+            loss, logs = m.loss.reconstruction_loss(m.encoder, self.generator_forward, real)
+        self._update(loss, self.opt_g, self.scaler_g, self._generator_sync)
+        if m.generator_ema is not None:
+            update_ema(m.generator_ema, m.generator, self._ema_decay)
+        return loss.detach(), logs
+
     def class_labels(self, n: int) -> torch.Tensor:
         """n class labels drawn uniformly (this rank's rows of the global batch's): what a
         conditional generator is asked for in its own step."""
@@ -329,7 +349,7 @@ class Trainer:
             start = self.config["lr_decay_start"]
             remaining = 1.0 - self.step / self.config["steps"]
             lr = self.config["lr"] * min(1.0, remaining / (1.0 - start))
-            for group in (*self.opt_d.param_groups, *self.opt_g.param_groups):
+            for group in (*(self.opt_d.param_groups if self.opt_d else ()), *self.opt_g.param_groups):
                 if isinstance(group["lr"], torch.Tensor):
                     group["lr"].fill_(lr)
                 else:
@@ -359,6 +379,12 @@ class Trainer:
     def iteration(self) -> dict[str, torch.Tensor]:
         """The work of one iteration, what CUDA graphs capture: no host reads, no schedule changes."""
         self._skipped = 0
+        if self.models.encoder is not None:  # an autoencoder: no critic, its objective is logged as g_loss
+            with self.dp.sharding():
+                loss, logs = self.autoencoder_step()
+            logs = _mean_logs([logs], loss.device)
+            logs["g_loss"] = loss.to(torch.float64)
+            return logs
         critic: list[tuple[torch.Tensor, dict]] = []
         with self.dp.sharding():
             for _ in range(self.config["n_critic"]):
@@ -373,7 +399,7 @@ class Trainer:
         """Under fp16 a non-finite loss is first an overflow the GradScaler skipped (its scale then
         halves); it is divergence once the scale has fallen below MIN_LOSS_SCALE."""
         logs["amp_skipped"] = torch.tensor(float(self._skipped))
-        finite = all(bool(torch.isfinite(logs[k])) for k in ("d_loss", "g_loss"))
+        finite = all(bool(torch.isfinite(logs[k])) for k in ("d_loss", "g_loss") if k in logs)
         if not finite and self._skipped and min(self.scaler_d.get_scale(), self.scaler_g.get_scale()) >= MIN_LOSS_SCALE:
             return {"amp_skipped": logs["amp_skipped"]}
         return logs
@@ -408,9 +434,10 @@ class Trainer:
             "format": ckpt.FORMAT, "version": ckpt.VERSION,
             "config": self.config, "sources": self.sources, "step": self.step,
             "data": self.data_record(),
-            "generator": m.generator.state_dict(), "critic": m.critic.state_dict(),
+            "generator": m.generator.state_dict(), "critic": None if m.critic is None else m.critic.state_dict(),
+            "encoder": None if m.encoder is None else m.encoder.state_dict(),
             "generator_ema": None if m.generator_ema is None else m.generator_ema.state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": None if self.opt_d is None else self.opt_d.state_dict(),
             "inverter": None if self.joint is None else self.joint.state_dict(),
             "stream": self.stream.state_dict(), "fixed_z": self.fixed_z,
             # Identical on every rank (see gantools.distributed), so rank 0's is the run's.
@@ -426,13 +453,16 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         m = self.models
         m.generator.load_state_dict(state["generator"])
-        m.critic.load_state_dict(state["critic"])
+        for net, key in ((m.critic, "critic"), (m.encoder, "encoder")):
+            if net is not None:
+                net.load_state_dict(state[key])
         if m.generator_ema is not None and state.get("generator_ema") is not None:
             m.generator_ema.load_state_dict(state["generator_ema"])
         if self.joint is not None:
             self.joint.load_state_dict(state["inverter"])
         self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        if self.opt_d is not None:
+            self.opt_d.load_state_dict(state["opt_d"])
         self.stream.load_state_dict(state["stream"])
         self.fixed_z = state["fixed_z"]
         self.step = int(state["step"])
@@ -462,7 +492,8 @@ class Trainer:
         """The run as gantools.train returns it (its sampling generator and critic, live)."""
         return Run(config=self.config, generator=self.sampling_generator(), critic=self.models.critic,
                    data_kind=self.data_kind, data_shape=self.data_shape, directory=self.out, step=self.step,
-                   device=self.device, status=status, memory_format=self.memory_format, classes=self.classes)
+                   device=self.device, status=status, memory_format=self.memory_format, classes=self.classes,
+                   encoder=self.models.encoder)
 
     def save_samples(self) -> Path:
         """Render the fixed latent batch to samples/step_N.png (and samples/latest.png), on rank 0."""

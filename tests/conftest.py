@@ -35,3 +35,19 @@ def image_npz(tmp_path):
     rng = np.random.default_rng(1)
     np.savez(path, images=rng.integers(0, 256, (40, 16, 16), dtype=np.uint8))
     return path
+
+
+@pytest.fixture
+def cli_error(capsys):
+    """Run the CLI entry point on ``args`` expecting a user error: returns stderr after checking
+    that it is one line starting with "error: " and that the exit code is non-zero."""
+    from gantools.cli import main
+
+    def call(args: list[str]) -> str:
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        err = capsys.readouterr().err
+        assert exit_info.value.code != 0 and err.startswith("error: ") and err.count("\n") == 1, err
+        return err
+
+    return call

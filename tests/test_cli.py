@@ -33,7 +33,7 @@ def trained_run(tmp_path_factory):
 
 @pytest.mark.parametrize("args,message", [
     (["run", "--arch", "nosuch"], "unknown architecture 'nosuch'; installed: conv28, dcgan, mlp, resnet"),
-    (["run", "--loss", "nosuch"], "unknown loss 'nosuch'; installed: gan, hinge, lsgan, wgan, wgan-gp"),
+    (["run", "--loss", "nosuch"], "unknown loss 'nosuch'; installed: ae, dae, gan, hinge, lsgan, vae, wgan, wgan-gp"),
     (["run", "--arch-opt", "width"], "--arch-opt expects key=value"),
     (["run", "--arch-opt", "depth=3"], "architecture 'dcgan' has no option 'depth'"),
     (["run", "--arch-opt", "width=wide"], "cannot read 'wide' as int"),

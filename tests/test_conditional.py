@@ -11,7 +11,7 @@ from PIL import Image
 
 import gantools
 from gantools import conditional
-from gantools.cli import cli, main
+from gantools.cli import cli
 from gantools.cudagraphs import refusal
 from gantools.data import BatchStream
 from gantools.errors import UserError
@@ -166,29 +166,21 @@ def test_folder_class_subfolders_are_labels(tmp_path):
     assert np.load(tmp_path / "dogs.npz")["labels"].tolist() == [1, 1, 1, 1]
 
 
-def _one_line_error(capsys, args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    err = capsys.readouterr().err
-    assert exit_info.value.code != 0 and err.startswith("error: ") and err.count("\n") == 1, err
-    return err
-
-
-def test_bad_conditional_input_is_one_line(tmp_path, capsys):
-    out = _one_line_error(capsys, ["run", "--conditional", "--arch", "mlp", "--dataset", "toy:8gaussians", "--steps", "1",
+def test_bad_conditional_input_is_one_line(tmp_path, cli_error):
+    out = cli_error(["run", "--conditional", "--arch", "mlp", "--dataset", "toy:8gaussians", "--steps", "1",
                            "--out", str(tmp_path / "toy"), "--no-progress"])
     assert "needs labelled data" in out
     gantools.train(out=tmp_path / "plain", progress=False, **TINY)
-    assert "is not conditional" in _one_line_error(capsys, ["sample", str(tmp_path / "plain"), "--class", "3", "--out",
+    assert "is not conditional" in cli_error(["sample", str(tmp_path / "plain"), "--class", "3", "--out",
                                                     str(tmp_path / "x.png")])
     gantools.train(out=tmp_path / "cond", conditional="auto", progress=False, **TINY)
-    assert "not one of the run's 10 classes" in _one_line_error(capsys, ["sample", str(tmp_path / "cond"), "--class", "10",
+    assert "not one of the run's 10 classes" in cli_error(["sample", str(tmp_path / "cond"), "--class", "10",
                                                                 "--out", str(tmp_path / "x.png")])
-    assert "not one of the run's 10 classes" in _one_line_error(capsys, ["sample", str(tmp_path / "cond"), "--class", "cat",
+    assert "not one of the run's 10 classes" in cli_error(["sample", str(tmp_path / "cond"), "--class", "cat",
                                                                 "--out", str(tmp_path / "x.png")])
-    assert "need an unconditional run" in _one_line_error(capsys, ["invert", "fit", str(tmp_path / "cond"), "--inverter",
+    assert "need an unconditional run" in cli_error(["invert", "fit", str(tmp_path / "cond"), "--inverter",
                                                           "encoder", "--steps", "1"])
-    assert "need an unconditional run" in _one_line_error(capsys, ["run", "--conditional", "--inverter", "ali", "--out",
+    assert "need an unconditional run" in cli_error(["run", "--conditional", "--inverter", "ali", "--out",
                                                           str(tmp_path / "ali"), "--steps", "1", "--no-progress"])
 
 

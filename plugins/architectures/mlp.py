@@ -93,6 +93,10 @@ class MLP:
     def discriminator(self, image_shape: tuple[int, ...], *, per_sample: bool) -> nn.Module:
         return Critic(image_shape, self.d_hidden, self.layers, self.slope, self.scale)
 
+    def encoder_trunk(self, image_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+        """The critic's hidden layers with fresh weights, for encoders: (N, *shape) -> (N, d_hidden)."""
+        return self.critic_trunk(image_shape, per_sample=True)
+
     def critic_trunk(self, image_shape: tuple[int, ...], *, per_sample: bool) -> tuple[nn.Module, int]:
         """The critic (fresh weights) without its output layer, and its width d_hidden."""
         return Trunk(self.discriminator(image_shape, per_sample=per_sample)), self.d_hidden

@@ -15,7 +15,9 @@ from gantools.imageio import TensorImages
 # lr 4e-4 and an exponential moving average of the generator's weights reached 0.75-0.78.
 # benchmarks/RESULTS.md (issue 2) records the default run with these settings: 0.824 confident
 # digits after 5000 steps, 7.9 minutes.
-RECOMMENDED = {"image_size": 16, "steps": 5000, "ema": 0.999, "loss:wgan-gp": {"n_critic": 2, "lr": 4e-4}}
+RECOMMENDED = {"image_size": 16, "steps": 5000, "ema": 0.999, "loss:wgan-gp": {"n_critic": 2, "lr": 4e-4},
+               # Autoencoders: the encoder trains with the raw decoder, so inversions must decode with it too.
+               **{f"loss:{name}": {"ema": 0.0} for name in ("ae", "dae", "vae")}}
 
 _SPLITS = ("all", "train", "test")
 _N_TEST = 297
