@@ -104,3 +104,34 @@ def test_gpu_suite_runs_its_cpu_mode(tmp_path):
     assert "| train-b8-gantools | ok |" in (out / "results.md").read_text()
     logs = (out / "logs.txt").read_text()
     assert "===== nccl: ok" in logs and "all_reduce ok: world 1" in logs
+
+
+def test_conditional_quality_scores_real_digits_high_and_noise_low():
+    """benchmarks/conditional_quality.py's measure: real digits of class k are read as k; noise and
+    digits asked for the wrong class are not."""
+    import conditional_quality
+    from gantools_plugins.datasets.digits import dataset
+
+    data = dataset().build(None, 16, 1)
+    by_class = {k: data.get_batch(torch.nonzero(data.labels == k).flatten()[:40]).numpy() for k in range(10)}
+    real = conditional_quality.class_accuracy(by_class)
+    assert real["overall"] > 0.9 and real["passes"]
+    shifted = conditional_quality.class_accuracy({(k + 1) % 10: x for k, x in by_class.items()})
+    assert shifted["overall"] < 0.05 and not shifted["passes"]
+    noise = torch.rand(40, 1, 16, 16, generator=torch.Generator().manual_seed(0)).numpy() * 2 - 1
+    assert conditional_quality.class_accuracy({3: noise})["overall"] < 0.6
+
+
+def test_run_quality_reads_dgz_after_step_500(tmp_path):
+    """run_quality.py's conv28-mnist score: D(G(z)) and D(x) over the rows after step 500 only."""
+    import run_quality
+
+    rows = [{"step": s, "d_real_prob": 0.9, "d_fake_prob": 0.1} for s in range(10, 501, 10)]
+    rows += [{"step": s, "d_real_prob": 0.6, "d_fake_prob": 0.4 + 0.2 * (s % 20 == 0)} for s in range(510, 1001, 10)]
+    rows.insert(5, {"step": 50, "eval": {"digits": {"confident": 0.5}}})
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = run_quality.dgz_after(tmp_path / "metrics.jsonl")
+    assert got["rows_after"] == 50 and got["d_fake_prob_mean"] == pytest.approx(0.5)
+    assert (got["d_fake_prob_min"], got["d_fake_prob_max"]) == (pytest.approx(0.4), pytest.approx(0.6))
+    assert got["d_real_prob_mean"] == pytest.approx(0.6)
+    assert got["curve"][0]["d_fake_prob_mean"] == pytest.approx(0.1)
