@@ -135,3 +135,21 @@ def test_run_quality_reads_dgz_after_step_500(tmp_path):
     assert (got["d_fake_prob_min"], got["d_fake_prob_max"]) == (pytest.approx(0.4), pytest.approx(0.6))
     assert got["d_real_prob_mean"] == pytest.approx(0.6)
     assert got["curve"][0]["d_fake_prob_mean"] == pytest.approx(0.1)
+
+
+def test_autoencoder_quality_scores_a_run_like_the_gan_tables(tmp_path, capsys):
+    """benchmarks/autoencoder_quality.py: digits metric of the prior samples and the autoencoder
+    inverter's figures on held-out digits; refuses a run without a held-out split."""
+    import autoencoder_quality
+    import gantools
+
+    small = dict(arch="dcgan", dataset="digits", image_size=16, arch_opts={"width": 8}, z_dim=8, batch_size=32,
+                 steps=30, progress=False)
+    gantools.train(out=tmp_path / "vae", loss="vae", dataset_opts={"split": "train"}, **small)
+    got = autoencoder_quality.score(tmp_path / "vae", n_samples=50, n_images=40)
+    assert got["digits"]["n"] == 50 and 0 <= got["digits"]["confident"] <= 1
+    real = got["inversion"]["real"]
+    assert real["n"] == 40 and real["cosine"] > real["cosine_random_pairs"]
+    gantools.train(out=tmp_path / "all", loss="ae", **small)
+    with pytest.raises(SystemExit, match="split=train"):
+        autoencoder_quality.score(tmp_path / "all")
