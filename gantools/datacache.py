@@ -116,9 +116,8 @@ def load_folder(root: str | os.PathLike, size: int, channels: int, *, cache: str
     label_file = root / "dataset.json"
     stamp = [label_file.stat().st_size, label_file.stat().st_mtime_ns] if label_file.is_file() else []
     decoder = _Decoder(root, [e[0] for e in entries], size, channels, workers, progress)
-    labels = _labels(label_file, decoder.files)
     if cache == "off":
-        return decoder.to_memory(labels)
+        return decoder.to_memory(_labels(label_file, decoder.files))
     directory = fileio.cache_dir() / "datasets" if cache == "auto" else Path(cache).expanduser()
     key = cache_key(entries, size, channels, stamp)
     # Committed caches are never rewritten in place, so a healthy one is read without the lock;
@@ -130,7 +129,7 @@ def load_folder(root: str | os.PathLike, size: int, channels: int, *, cache: str
             if found is None:
                 for leftover in directory.glob(f".{key}.u8.*.tmp"):  # a build killed mid-write
                     leftover.unlink(missing_ok=True)
-                _build(directory, key, decoder, labels, str(root))
+                _build(directory, key, decoder, _labels(label_file, decoder.files), str(root))
                 found = _open(directory, key, after_build=True)
     return found
 
@@ -156,7 +155,8 @@ def _labels(label_file: Path, files: list[str]) -> Labels | None:
         names = sorted(set(tops) - {None})
         if None in tops or len(names) < 2:
             return None
-        return {f: names.index(top) for f, top in zip(files, tops)}, names
+        index = {name: i for i, name in enumerate(names)}
+        return {f: index[top] for f, top in zip(files, tops)}, names
     try:
         record = json.loads(label_file.read_text())
         pairs, names = record.get("labels"), record.get("classes")
