@@ -31,18 +31,23 @@ def _pyplot():
     return plt
 
 
-def save_samples(samples: torch.Tensor, path: Path, kind: str, dataset=None, nrow: int | None = None) -> None:
+def save_samples(samples: torch.Tensor, path: Path, kind: str, dataset=None, nrow: int | None = None,
+                 critic: torch.nn.Module | None = None) -> None:
     """An image grid for images (``nrow`` per row, default near-square); a scatter plot over (a
-    subsample of) the real data for points."""
+    subsample of) the real data for points, over the ``critic``'s level sets when one is given."""
     if kind != "points":
         # Small images are enlarged (nearest neighbour) so the grid is readable.
         save_grid(samples, path, nrow=nrow, upscale=max(1, 64 // samples.shape[-1]))
         return
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(5.6 if critic is not None else 5, 5))
+    real = None
     if dataset is not None and len(dataset):
         idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:2000]
         real = fetch(dataset, idx)
+    if critic is not None:
+        _level_sets(fig, ax, critic, torch.cat([samples, real]) if real is not None else samples)
+    if real is not None:
         ax.scatter(real[:, 0], real[:, 1], s=2, c="tab:green", alpha=0.3, label="real")
     ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:orange", alpha=0.6, label="generated")
     ax.set_aspect("equal")
@@ -50,6 +55,33 @@ def save_samples(samples: torch.Tensor, path: Path, kind: str, dataset=None, nro
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
+
+
+def critic_surface(critic: torch.nn.Module, points: torch.Tensor, n: int = 120,
+                   margin: float = 0.15) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The critic's output on an n x n grid over the box around ``points`` (N, 2), widened by
+    ``margin`` of its size: (xs (n,), ys (n,), values (n, n), row i at ys[i]). The critic runs in
+    eval mode without gradients, on its own device, and is put back as it was."""
+    lo, hi = points.min(0).values.float(), points.max(0).values.float()
+    pad = (hi - lo).clamp_min(1e-3) * margin
+    xs, ys = (torch.linspace(float(lo[i] - pad[i]), float(hi[i] + pad[i]), n) for i in range(2))
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
+    param = next(critic.parameters())
+    training = critic.training
+    critic.eval()
+    try:
+        with torch.no_grad():
+            values = critic(grid.to(param.device, param.dtype)).float().cpu().reshape(n, n)
+    finally:
+        critic.train(training)
+    return xs, ys, values
+
+
+def _level_sets(fig, ax, critic: torch.nn.Module, points: torch.Tensor) -> None:
+    xs, ys, values = critic_surface(critic, points)
+    filled = ax.contourf(xs.numpy(), ys.numpy(), values.numpy(), levels=20, cmap="coolwarm", alpha=0.45)
+    ax.contour(xs.numpy(), ys.numpy(), values.numpy(), levels=10, colors="k", linewidths=0.4, alpha=0.5)
+    fig.colorbar(filled, ax=ax, fraction=0.046, pad=0.04, label="critic output")
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -4,7 +4,9 @@
     RUN/checkpoints/latest.pt     the newest checkpoint (plus step_N.pt every checkpoint_every)
     RUN/samples/step_N.png        grids of the fixed latent batch (samples/latest.png: the newest)
     RUN/metrics.jsonl             one row of logged means per log step, eval rows {"step", "eval"}
-    RUN/loss_curve.png            the losses against the step, drawn at the end
+    RUN/plots/GROUP.png           the logged curves, one figure per group, drawn at the end
+                                  (plots.json: the numbers; `gantools plot` redraws them any time)
+    RUN/plots/weights.png         --log-grad-norms: the critic's weights per layer at the end
     RUN/inverters/NAME.pt         a joint inverter's state, written at the end
 
 Only one process writes: in a data-parallel run, the others hold a RunDirectory with
@@ -21,7 +23,7 @@ from typing import Any
 import torch
 
 from gantools import checkpoint as ckpt
-from gantools import fileio, report
+from gantools import diagnostics, fileio, report
 from gantools.registry import Registry
 
 
@@ -69,11 +71,13 @@ class RunDirectory:
                 ckpt.save_atomic(state, self.path / "checkpoints" / f"step_{step:07d}.pt")
         return self.latest
 
-    def save_samples(self, samples: torch.Tensor, step: int, kind: str, dataset=None, nrow: int | None = None) -> Path:
-        """samples/step_N.png (``nrow`` images a row), rendered once and copied to samples/latest.png."""
+    def save_samples(self, samples: torch.Tensor, step: int, kind: str, dataset=None, nrow: int | None = None,
+                     critic: torch.nn.Module | None = None) -> Path:
+        """samples/step_N.png (``nrow`` images a row; for points, the ``critic``'s level sets under
+        them), rendered once and copied to samples/latest.png."""
         path = self.path / "samples" / f"step_{step:07d}.png"
         if self.writes:
-            report.save_samples(samples, path, kind, dataset, nrow=nrow)
+            report.save_samples(samples, path, kind, dataset, nrow=nrow, critic=critic)
             shutil.copyfile(path, self.path / "samples" / "latest.png")
         return path
 
@@ -103,7 +107,10 @@ class RunDirectory:
             self._metrics.close()
             self._metrics = None
 
-    def plot(self) -> None:
-        """The plots drawn at the end of a run (loss_curve.png)."""
+    def plot(self, critic: torch.nn.Module | None = None) -> None:
+        """The figures drawn at the end of a run: plots/GROUP.png from metrics.jsonl, and with a
+        ``critic`` (--log-grad-norms) the histograms of its weights, plots/weights.png."""
         if self.writes:
-            report.plot_losses(self.metrics_path, self.path / "loss_curve.png")
+            diagnostics.plot_run(self.metrics_path, self.path / "plots")
+            if critic is not None:
+                diagnostics.save_weight_histograms(critic, self.path / "plots" / "weights.png")

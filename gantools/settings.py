@@ -146,6 +146,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("checkpoint_every", 1000, INT, "keep a numbered checkpoint every N steps", check=at_least(1),
             resumable=True),
     Setting("log_every", 50, INT, "append a metrics.jsonl row every N steps", check=at_least(1), resumable=True),
+    Setting("log_grad_norms", False, BOOL, "log the critic's gradient norm per layer (grad_norm/LAYER, the "
+            "mean over the steps since the last row) in metrics.jsonl; gantools plot draws them on a log scale; "
+            "and a histogram of the critic's weights per layer at the end (plots/weights.png: under wgan's "
+            "clipping they pile up at +-clip)",
+            resumable=True),
     Setting("time_limit", 0.0, FLOAT, "stop after this many minutes of training (checkpointed; --resume "
             "continues); 0: no limit", check=lambda v: None if v >= 0 else "must be >= 0 minutes", resumable=True),
     Setting("eval_every", 0, INT, "score the run with metric plugins every N steps into metrics.jsonl "

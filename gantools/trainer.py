@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from gantools import checkpoint as ckpt
-from gantools import augment, conditional, cudagraphs, distributed, metrics, precision, report, stepcontext
+from gantools import augment, conditional, cudagraphs, diagnostics, distributed, metrics, precision, report, stepcontext
 from gantools.config import split_dataset, steps_for_epochs
 from gantools.data import BatchStream
 from gantools.errors import UserError
@@ -272,6 +272,8 @@ class Trainer:
             if m.conditioning == "acgan":
                 loss = loss + self._classifier_loss(logs, "acgan_d", (real, y), (fake, y))
         self._update(loss, self.opt_d, self.scaler_d, list(self.adversary.parameters()))
+        if self.config["log_grad_norms"]:  # after the update: its all-reduced, unscaled gradients
+            logs = {**logs, **diagnostics.grad_norms(self.adversary)}
         after = getattr(m.loss, "after_discriminator_step", None)
         if after is not None:
             after(self.adversary)
@@ -361,6 +363,14 @@ class Trainer:
             self._noise_std.fill_(std)
         else:
             self._ema_decay, self._noise_std = decay, std
+
+    def schedule_record(self) -> dict[str, float]:
+        """The scheduled values of this step for a log row: the learning rate, and the instance
+        noise's std when it is on (read at log steps only: under CUDA graphs they are tensors)."""
+        record = {"lr": float(self.opt_g.param_groups[0]["lr"])}
+        if self.config["instance_noise"]:
+            record["instance_noise_std"] = float(self._noise_std)
+        return record
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One iteration: n_critic critic updates, then one generator update. The critic's losses
@@ -501,7 +511,9 @@ class Trainer:
             return self.rundir.save_samples(torch.empty(0), self.step, self.data_kind)
         samples = self.as_run("training").generate(self.fixed_z, labels=self.fixed_labels)  # eval mode, restored after
         nrow = PER_CLASS if self.fixed_labels is not None else None
-        return self.rundir.save_samples(samples, self.step, self.data_kind, self.stream.dataset, nrow=nrow)
+        critic = self.models.critic if self.data_kind == "points" and self.joint is None else None
+        return self.rundir.save_samples(samples, self.step, self.data_kind, self.stream.dataset, nrow=nrow,
+                                        critic=critic)
 
     def data_record(self) -> dict[str, Any]:
         """What a checkpoint and config.json say of the data: kind, item shape, and a conditional
@@ -540,6 +552,7 @@ class Trainer:
         row.update({k: round(float(total) / self._log_sums[k][1], 6) for k, total in zip(keys, totals)})
         images = n * self.config["batch_size"] * self.config["n_critic"]  # the global batch
         row["images_per_s"] = round(images / max(seconds, 1e-9), 1)
+        row.update(self.schedule_record())
         self._log_sums, self._log_count = {}, 0
         self.rundir.log(row)
         if bar is not None:
@@ -574,7 +587,7 @@ class Trainer:
         if self.joint is not None:
             self.rundir.save_inverter(self.config["inverter"], self.config["inverter_opts"], self.joint.state_dict())
         self.save_samples()
-        self.rundir.plot()
+        self.rundir.plot(self.adversary if self.config["log_grad_norms"] else None)
         self.dp.barrier()
         return status
 

@@ -7,4 +7,4 @@ bash scripts/setup.sh
 out="runs/main-$(date +%Y%m%d-%H%M%S)"
 .venv/bin/gantools run --arch dcgan --loss wgan-gp --dataset digits --out "$out" "$@"
 .venv/bin/gantools sample "$out" --n 100 --out "$out/samples/final_100.png"
-echo "[main] sample grid: $out/samples/final_100.png  (training grids: $out/samples/, curve: $out/loss_curve.png)"
+echo "[main] sample grid: $out/samples/final_100.png  (training grids: $out/samples/, curves: $out/plots/)"

@@ -44,7 +44,8 @@ def _trainer(tmp_path, **settings):
 
 
 @pytest.mark.parametrize("settings", [{}, {"loss": "gan"}, {"loss": "wgan", "arch": "mlp", "arch_opts": {}},
-                                      {"precision": "bf16"}], ids=["wgan-gp", "gan", "wgan-mlp", "bf16"])
+                                      {"precision": "bf16"}, {"log_grad_norms": True}],
+                         ids=["wgan-gp", "gan", "wgan-mlp", "bf16", "grad-norms"])
 def test_no_host_reads_between_log_steps(tmp_path, host_reads, settings):
     trainer = _trainer(tmp_path, **settings)
     trainer.train_step()  # the first step may set things up

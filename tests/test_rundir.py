@@ -34,7 +34,7 @@ def test_checkpoints_samples_config_and_metrics(tmp_path):
     rows = [json.loads(line) for line in rd.metrics_path.read_text().splitlines()]
     assert rows == [{"step": 1, "d_loss": 1.0}, {"step": 2, "d_loss": 2.0}, {"step": 3, "d_loss": 30.0}]
     rd.plot()
-    assert (tmp_path / "r" / "loss_curve.png").stat().st_size > 1000
+    assert (tmp_path / "r" / "plots" / "losses.png").stat().st_size > 1000
 
 
 def test_inverter_state_round_trips(tmp_path):

@@ -39,7 +39,7 @@ def test_run_directory_contents(tmp_path, tiny_settings):
     assert saved["config"]["loss_opts"] == {"weight": 1.0}
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.pt", "step_0000003.pt",
                                                                        "step_0000006.pt"]
-    assert (out / "samples" / "step_0000003.png").exists() and (out / "loss_curve.png").exists()
+    assert (out / "samples" / "step_0000003.png").exists() and (out / "plots" / "losses.png").exists()
     rows = metrics(out)
     assert [r["step"] for r in rows] == [2, 4, 6]
     for key in ("d_loss", "g_loss", "wasserstein", "penalty", "d_real", "d_fake", "images_per_s"):

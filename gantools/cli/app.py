@@ -11,6 +11,7 @@ from gantools.cli.info import info, list_plugins
 from gantools.cli.invert import invert
 from gantools.cli.latent import latent
 from gantools.cli.options import CONTEXT
+from gantools.cli.plot import plot
 from gantools.cli.prepare import prepare
 from gantools.cli.run import run
 from gantools.cli.sample import sample
@@ -31,6 +32,7 @@ cli.add_command(evaluate)
 cli.add_command(invert)
 cli.add_command(latent)
 cli.add_command(prepare)
+cli.add_command(plot)
 
 
 def _error_label() -> str:

@@ -32,6 +32,7 @@ def sample(run_dir: str, n: int, out: str | None, npz: str | None, seed: int, la
     from gantools import report
     from gantools.api import load_run
     from gantools.conditional import class_rows
+    from gantools.data import run_images
     from gantools.models import sample_prior
 
     if out is None and npz is None:
@@ -49,7 +50,10 @@ def sample(run_dir: str, n: int, out: str | None, npz: str | None, seed: int, la
                          torch.Generator().manual_seed(seed))
         samples = run_obj.generate(z, labels=labels)
     if out is not None:
-        report.save_samples(samples, Path(out), run_obj.data_kind, nrow=nrow)
+        points = run_obj.data_kind == "points"  # 2-D data: over the real data and the critic's level sets
+        real = run_images(run_obj, 2000) if points else None
+        report.save_samples(samples, Path(out), run_obj.data_kind, real, nrow=nrow,
+                            critic=run_obj.critic if points else None)
         rows = f" ({len(run_obj.classes)} rows, one per class: {', '.join(run_obj.classes)})" if nrow else ""
         click.echo(f"wrote {out}{rows}")
     if npz is not None:
