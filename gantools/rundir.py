@@ -8,6 +8,7 @@
                                   (plots.json: the numbers; `gantools plot` redraws them any time)
     RUN/plots/weights.png         --log-grad-norms: the critic's weights per layer at the end
     RUN/inverters/NAME.pt         a joint inverter's state, written at the end
+    RUN/tensorboard/              --tensorboard: the rows, grids and config as TensorBoard events
 
 Only one process writes: in a data-parallel run, the others hold a RunDirectory with
 ``writes=False`` whose methods do nothing.
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 
 from gantools import checkpoint as ckpt
-from gantools import diagnostics, fileio, report
+from gantools import diagnostics, fileio, report, tblog
 from gantools.registry import Registry
 
 
@@ -57,6 +58,7 @@ class RunDirectory:
         self.metrics_path = self.path / "metrics.jsonl"
         self.latest = self.path / "checkpoints" / "latest.pt"
         self._metrics = None
+        self._tensorboard: tblog.TensorBoardLog | None = None
 
     def write_config(self, record: dict[str, Any]) -> None:
         """config.json: the resolved config, its sources, data shape, versions (written atomically)."""
@@ -79,6 +81,8 @@ class RunDirectory:
         if self.writes:
             report.save_samples(samples, path, kind, dataset, nrow=nrow, critic=critic)
             shutil.copyfile(path, self.path / "samples" / "latest.png")
+            if self._tensorboard is not None:
+                self._tensorboard.image("samples", path, step)
         return path
 
     def save_inverter(self, name: str, options: dict[str, Any], state: dict[str, Any]) -> Path:
@@ -101,6 +105,20 @@ class RunDirectory:
         if self._metrics is not None:
             self._metrics.write(json.dumps(row) + "\n")
             self._metrics.flush()
+        if self._tensorboard is not None:  # its numeric columns, or an eval row's scalar figures
+            self._tensorboard.scalars(row.get("step", 0), diagnostics.collect([row]))
+
+    # ---- TensorBoard ----
+    def open_tensorboard(self, step: int, record: dict[str, Any]) -> None:
+        """Mirror rows, grids and the config (``record``, config.json's) into RUN/tensorboard from ``step``."""
+        if self.writes:
+            self._tensorboard = tblog.TensorBoardLog(self.path / "tensorboard", step)
+            self._tensorboard.config(record, step)
+
+    def close_tensorboard(self) -> None:
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
 
     def close_metrics(self) -> None:
         if self._metrics is not None:

@@ -67,6 +67,12 @@ def _positive(v: float) -> str | None:
     return None if v > 0 else "must be positive"
 
 
+def _tensorboard(v: bool | None) -> str | None:
+    from gantools import tblog
+
+    return tblog.check(v)
+
+
 def _device(v: str) -> str | None:
     return None if v in ("auto", "cpu", "cuda") or v.startswith("cuda:") else "must be auto, cpu or cuda[:N]"
 
@@ -151,6 +157,9 @@ SETTINGS: tuple[Setting, ...] = (
             "and a histogram of the critic's weights per layer at the end (plots/weights.png: under wgan's "
             "clipping they pile up at +-clip)",
             resumable=True),
+    Setting("tensorboard", None, BOOL, "also write the logged values, sample grids and the config as TensorBoard "
+            "events under RUN/tensorboard (metrics.jsonl stays the record)", check=_tensorboard, resumable=True,
+            shown="on when the tensorboard package is installed"),
     Setting("time_limit", 0.0, FLOAT, "stop after this many minutes of training (checkpointed; --resume "
             "continues); 0: no limit", check=lambda v: None if v >= 0 else "must be >= 0 minutes", resumable=True),
     Setting("eval_every", 0, INT, "score the run with metric plugins every N steps into metrics.jsonl "

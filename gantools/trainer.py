@@ -10,7 +10,8 @@ from typing import Any
 import torch
 
 from gantools import checkpoint as ckpt
-from gantools import augment, conditional, cudagraphs, diagnostics, distributed, metrics, precision, report, stepcontext
+from gantools import (augment, conditional, cudagraphs, diagnostics, distributed, metrics, precision, report,
+                      stepcontext, tblog)
 from gantools.config import split_dataset, steps_for_epochs
 from gantools.data import BatchStream
 from gantools.errors import UserError
@@ -570,26 +571,36 @@ class Trainer:
         """Run until config['steps'] iterations; returns 'finished', 'interrupted' (Ctrl-C) or
         'time limit' (config['time_limit'] minutes passed); each ends with a checkpoint. Rank 0
         alone writes the run directory; the others return once it has."""
-        self.rundir.write_config(self.config_record())
+        record = self.config_record()
+        self.rundir.write_config(record)
+        if tblog.wanted(self.config["tensorboard"]):
+            self.rundir.open_tensorboard(self.step, record)
+        try:
+            status = self._train_and_close_logs()
+            self.check_finite()  # an interrupted run's last steps too
+            self.save_checkpoint()
+            if self.joint is not None:
+                self.rundir.save_inverter(self.config["inverter"], self.config["inverter_opts"],
+                                          self.joint.state_dict())
+            self.save_samples()
+            self.rundir.plot(self.adversary if self.config["log_grad_norms"] else None)
+        finally:
+            self.rundir.close_tensorboard()
+        self.dp.barrier()
+        return status
+
+    def _train_and_close_logs(self) -> str:
         self.rundir.open_metrics(self.step)
         previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
         bar = report.progress_bar(self.step, self.config["steps"]) if self.progress else None
         try:
-            status = self._loop(bar)
+            return self._loop(bar)
         finally:
             self.rundir.close_metrics()
             if bar is not None:
                 bar.close()
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
-        self.check_finite()  # an interrupted run's last steps too
-        self.save_checkpoint()
-        if self.joint is not None:
-            self.rundir.save_inverter(self.config["inverter"], self.config["inverter_opts"], self.joint.state_dict())
-        self.save_samples()
-        self.rundir.plot(self.adversary if self.config["log_grad_norms"] else None)
-        self.dp.barrier()
-        return status
 
     def _stop_reason(self, start: float) -> str | None:
         """'interrupted' or 'time limit' when the run must stop now. Several ranks agree on it
