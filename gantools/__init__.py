@@ -2,6 +2,7 @@
 from gantools import registry
 from gantools.api import Run, load_run, train
 from gantools.errors import PluginLoadError, UserError
+from gantools.export import load_generator
 
 __version__ = "0.1.0"
 
@@ -14,4 +15,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'gantools' has no attribute {name!r}")
 
 
-__all__ = ["PluginLoadError", "Run", "UserError", "load_run", "registry", "train", "__version__"]
+__all__ = ["PluginLoadError", "Run", "UserError", "load_generator", "load_run", "registry", "train",
+           "__version__"]

@@ -7,6 +7,7 @@ import warnings
 import click
 
 from gantools.cli.evaluate import evaluate
+from gantools.cli.export import export
 from gantools.cli.info import info, list_plugins
 from gantools.cli.invert import invert
 from gantools.cli.latent import latent
@@ -33,6 +34,7 @@ cli.add_command(invert)
 cli.add_command(latent)
 cli.add_command(prepare)
 cli.add_command(plot)
+cli.add_command(export)
 
 
 def _error_label() -> str:
