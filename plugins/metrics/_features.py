@@ -15,6 +15,7 @@ Chosen by name (the ``features`` option of fid and kid):
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -177,6 +178,16 @@ def _rgb(images: torch.Tensor, size: int | None = None) -> torch.Tensor:
     return x
 
 
+FEATURES_VERSION = 1  # bump when a network's input preparation changes: cached statistics then miss
+
+
+def quantise(images: torch.Tensor) -> torch.Tensor:
+    """Generated images in [-1, 1] rounded to 8 bits, as real images read from files are:
+    x -> round((x + 1) * 127.5) / 127.5 - 1 (clamped first), so sub-8-bit detail that no saved
+    image could carry cannot move a feature statistic."""
+    return torch.round((images.float().clamp(-1, 1) + 1) * 127.5) / 127.5 - 1
+
+
 class Features:
     """A named feature map: ``features(images)`` -> (N, dim) float64 numpy array.
 
@@ -188,9 +199,23 @@ class Features:
     def __init__(self, name: str, net: nn.Module, prepare, forward=None, info: dict | None = None):
         self.name, self.net, self.prepare, self.info = name, net, prepare, info or {}
         self.forward = forward or net
+        self._identity: str | None = None
 
     def label(self, metric: str) -> str:
         return LABELS[self.name].format(metric=metric)
+
+    @property
+    def identity(self) -> str:
+        """NAME/HASH: the extractor's name and a sha256 of every tensor of its network (so other
+        weights, or a retrained digits CNN, never meet statistics cached for these)."""
+        if self._identity is None:
+            digest = hashlib.sha256(f"{FEATURES_VERSION}\0{self.name}".encode())
+            for key, value in sorted(self.net.state_dict().items()):
+                tensor = value.detach().cpu().contiguous()
+                digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\n".encode())
+                digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+            self._identity = f"{self.name}/{digest.hexdigest()[:24]}"
+        return self._identity
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, batch_size: int = 200, device="cpu") -> np.ndarray:
@@ -231,24 +256,39 @@ def check_options(metric: str, features: str, batch_size: int) -> None:
         raise UserError(f"{metric}: batch_size must be at least 1, got {batch_size}")
 
 
-def fake_and_real(features: str, weights: str, batch_size: int, samples: torch.Tensor, ctx):
-    """(extractor, fake features (n, D), real features (m, D)), m = min(n, real data size).
-
-    Extractors and features are memoised on ``ctx``, so fid and kid share one network pass.
-    """
-    if len(samples) == 0:
-        raise UserError("no samples to score")
+def extractor(features: str, weights: str, ctx) -> Features:
+    """The extractor for the ``features``/``weights`` options, memoised on ``ctx`` (fid, kid and
+    is in one evaluation share one network)."""
     name, weights = resolve(features, weights, ctx.dataset_name)
     memo = ctx.__dict__.setdefault("_distance_features", {})
     if (name, weights) not in memo:
         memo[(name, weights)] = build(name, weights, ctx.cache_dir)
-    extractor = memo[(name, weights)]
-    device = getattr(ctx.run, "device", "cpu")
-    real = ctx.real(len(samples))
-    out = []
-    for key, images in (((name, weights, "fake", id(samples), tuple(samples.shape)), samples),
-                        ((name, weights, "real", len(real)), real)):
+    return memo[(name, weights)]
+
+
+def fake_features(extract: Features, samples: torch.Tensor, batch_size: int, ctx) -> np.ndarray:
+    """Features (n, D) of the generated samples, quantised to 8 bits first; memoised on ``ctx``."""
+    if len(samples) == 0:
+        raise UserError("no samples to score")
+    memo = ctx.__dict__.setdefault("_distance_features", {})
+    key = (extract.identity, "fake", id(samples), tuple(samples.shape))
+    if key not in memo:
+        memo[key] = extract(quantise(samples), batch_size, getattr(ctx.run, "device", "cpu"))
+    return memo[key]
+
+
+def real_statistics(extract: Features, what: str, reduce, batch_size: int, n: int, ctx) -> dict:
+    """``reduce(real features)`` -> {name: array} for the first n real images (fewer when the data
+    is smaller), cached on disk by ``ctx.real_statistics`` (keyed by ``what``, the network's
+    identity, the data and n), so a later evaluation never runs the network on real images.
+    A context without that cache (a stand-in) computes every time."""
+    memo = ctx.__dict__.setdefault("_distance_features", {})
+
+    def compute() -> dict:
+        key = (extract.identity, "real", n)
         if key not in memo:
-            memo[key] = extractor(images, batch_size, device)
-        out.append(memo[key])
-    return extractor, out[0], out[1]
+            memo[key] = extract(ctx.real(n), batch_size, getattr(ctx.run, "device", "cpu"))
+        return reduce(memo[key])
+
+    cached = getattr(ctx, "real_statistics", None)
+    return compute() if cached is None else cached(f"{what}/{extract.identity}", n, compute)

@@ -1,4 +1,4 @@
-"""Digits quality: how many generated digits a classifier trained on the real digits reads confidently.
+"""Digits quality: a classifier's confidence in the samples, and their distance to real digits.
 
 The classifier is a logistic regression on the 64 pixels of all 1797 real digits (scikit-learn's
 8x8 digits, values mapped to [0, 1]), trained once and cached as its coefficients in the metric
@@ -8,6 +8,14 @@ channels, average-pooled to 8x8 and mapped from [-1, 1] to [0, 1]. Figures: the 
 confident samples (top class probability >= 0.8), the class histogram of the samples' top
 classes, class coverage (classes that are the top class of at least 1% of the samples) and the
 KL divergence of that histogram to the uniform one (0 for perfectly balanced classes).
+
+Confidence alone is no test of realism: most uniform noise is read confidently (0.80 at 16 px,
+nearly all as one class) and every blank image is (1.0). Hence the realism figures, in the
+same 8x8 [0, 1] pixel space the classifier reads: ``nearest_real_distance``, the mean Euclidean distance from each
+sample to its nearest real digit (the digits plugin's 1500 training digits), and ``realism``, the
+share of samples closer to a real digit than the 95th percentile (1.49) of the real digits'
+own leave-one-out nearest distances (mean 1.05, ``real_nearest_distance``). Measured at 16 px:
+297 held-out real digits 1.12 / realism 0.98; uniform noise 3.17 / 0; blank images 2.93 / 0.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ CONFIDENCE = 0.8
 PASS_CONFIDENT = 0.75
 PASS_MIN_CLASS_FRACTION = 0.04
 COVERED_FRACTION = 0.01
+REALISM_PERCENTILE = 95
 CACHE_NAME = "digits_logreg_v1.npz"
 
 
@@ -118,20 +127,64 @@ def to_pixels(samples) -> np.ndarray:
     return ((x.clamp(-1, 1) + 1) / 2).reshape(len(x), 64).double().numpy()
 
 
-def digits_quality(samples, classifier: Classifier | None = None) -> dict:
+class Reference:
+    """Real digits as classifier pixels and the scale of their own nearest-neighbour distances.
+
+    Attributes:
+        pixels: (M, 64) the digits plugin's training split at 8x8, in [0, 1].
+        loo_mean: mean distance of a real digit to its nearest OTHER real digit (leave-one-out).
+        threshold: the REALISM_PERCENTILE-th percentile of those leave-one-out distances.
+    """
+
+    def __init__(self, pixels: np.ndarray):
+        self.pixels = np.asarray(pixels, np.float64)
+        loo = nearest_distances(self.pixels, self.pixels, leave_one_out=True)
+        self.loo_mean, self.threshold = float(loo.mean()), float(np.percentile(loo, REALISM_PERCENTILE))
+
+
+def nearest_distances(pixels: np.ndarray, reference: np.ndarray, leave_one_out: bool = False) -> np.ndarray:
+    """(N,) Euclidean distance from each row of ``pixels`` to its nearest row of ``reference``;
+    ``leave_one_out``: pixels IS the reference, and each row's own distance (0) is left out."""
+    a, b = torch.as_tensor(pixels, dtype=torch.float64), torch.as_tensor(reference, dtype=torch.float64)
+    nearest = []
+    for start in range(0, len(a), 1024):  # (1024, M) distances at a time
+        block = torch.cdist(a[start:start + 1024], b)
+        if leave_one_out:
+            block[torch.arange(len(block)), torch.arange(start, start + len(block))] = float("inf")
+        nearest.append(block.min(dim=1).values)
+    return torch.cat(nearest).numpy()
+
+
+@functools.lru_cache(maxsize=1)
+def real_reference() -> Reference:
+    """The 1500 training digits of the digits plugin (its 297 test digits stay held out)."""
+    from gantools.registry import default_registry
+
+    data = default_registry().create("datasets", "digits", {"split": "train"}).build(None, 8, 1)
+    return Reference(to_pixels(data.get_batch(torch.arange(len(data)))))
+
+
+def digits_quality(samples, classifier: Classifier | None = None, reference: Reference | None = None) -> dict:
     """Score generated digits.
 
     Args:
         samples: (N, C, H, W) images in [-1, 1] with H, W >= 8 (channels are averaged).
         classifier: default: the in-memory classifier (trained on first use).
+        reference: the real digits distances are measured to (default: ``real_reference()``).
 
     Returns:
         ``n``, ``confident`` (fraction with top probability >= 0.8), ``class_fractions``
         (fraction of samples whose top class is each digit 0..9), ``min_class_fraction``,
-        ``classes_covered`` (classes holding >= 1% of the samples), ``kl_to_uniform`` (nats)
-        and ``passes`` (confident >= 0.75 and every class >= 4%).
+        ``classes_covered`` (classes holding >= 1% of the samples), ``kl_to_uniform`` (nats),
+        ``passes`` (confident >= 0.75 and every class >= 4%), ``nearest_real_distance`` (mean
+        distance to the nearest real digit, 8x8 [0, 1] pixels), ``realism`` (share of samples
+        within ``realism_threshold`` of a real digit) and, for scale, ``real_nearest_distance``
+        (the real digits' own leave-one-out mean).
     """
-    probabilities = (classifier or _in_memory()).predict_proba(to_pixels(samples))
+    pixels = to_pixels(samples)
+    reference = reference or real_reference()
+    nearest = nearest_distances(pixels, reference.pixels)
+    probabilities = (classifier or _in_memory()).predict_proba(pixels)
     top = probabilities.argmax(axis=1)
     fractions = np.bincount(top, minlength=10) / len(top)
     confident = float((probabilities.max(axis=1) >= CONFIDENCE).mean())
@@ -144,6 +197,10 @@ def digits_quality(samples, classifier: Classifier | None = None) -> dict:
         "classes_covered": int((fractions >= COVERED_FRACTION).sum()),
         "kl_to_uniform": float((nonzero * np.log(nonzero * 10)).sum()),
         "passes": confident >= PASS_CONFIDENT and float(fractions.min()) >= PASS_MIN_CLASS_FRACTION,
+        "nearest_real_distance": float(nearest.mean()),
+        "realism": float((nearest <= reference.threshold).mean()),
+        "realism_threshold": reference.threshold,
+        "real_nearest_distance": reference.loo_mean,
     }
 
 

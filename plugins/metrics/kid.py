@@ -49,8 +49,14 @@ def kernel_inception_distance(feats_a: np.ndarray, feats_b: np.ndarray, subsets:
     return float(np.mean(values)), float(np.std(values))
 
 
+def _as_float32(feats: np.ndarray) -> dict[str, np.ndarray]:
+    """Real features as cached: float32, exact (the networks compute in float32), half the bytes."""
+    return {"features": np.asarray(feats, np.float32)}
+
+
 class KID:
-    """Kernel (Inception) distance between the samples and as many real images.
+    """Kernel (Inception) distance between the samples (quantised to 8 bits) and as many real
+    images, whose features are cached on disk as fid's statistics are.
 
     Args:
         features, weights, batch_size: the feature extractor, as for fid.
@@ -69,7 +75,10 @@ class KID:
         self.subsets, self.subset_size = subsets, subset_size
 
     def evaluate(self, samples, ctx) -> dict[str, Any]:
-        extractor, fake, real = _features.fake_and_real(self.features, self.weights, self.batch_size, samples, ctx)
+        extractor = _features.extractor(self.features, self.weights, ctx)
+        fake = _features.fake_features(extractor, samples, self.batch_size, ctx)
+        real = _features.real_statistics(extractor, "kid-features", _as_float32, self.batch_size,
+                                         len(samples), ctx)["features"].astype(np.float64)
         if min(len(fake), len(real)) < 2:
             raise UserError(f"kid needs at least 2 generated and 2 real images (got {len(fake)} and {len(real)})")
         mean, std = kernel_inception_distance(fake, real, self.subsets, self.subset_size, ctx.seed)
