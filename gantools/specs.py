@@ -259,6 +259,12 @@ class Dataset(Protocol):
             dict of settings that apply only with that loss (a recipe tuned for WGAN-GP must
             not change a weight-clipped WGAN's learning rate); an "arch:NAME" key, settings
             for one architecture (e.g. its arch_opts). Default {}.
+        features_name: what the ``features`` method (DatasetFeatures) computes, as figures and
+            JSON name it (e.g. "digits classifier (128-d penultimate layer)"); default None.
+
+    Optional ability (DatasetFeatures): ``features(images)``, a feature space of the data in
+    which near means alike (``gantools neighbours`` compares samples with training images in it;
+    without it the run's critic trunk serves).
     """
 
     def build(self, arg: str | None, image_size: int | None, channels: int | None) -> torch.utils.data.Dataset:
@@ -290,6 +296,17 @@ class KnownModes(Protocol):
 
     def std(self, arg: str | None) -> float:
         """The standard deviation of every mode of the variant ``arg``."""
+
+
+@runtime_checkable
+class DatasetFeatures(Protocol):
+    """Optional for image datasets: a feature space made for this data (e.g. a classifier's
+    penultimate layer), where ``gantools neighbours`` looks for the training images nearest to
+    generated ones; name it with the ``features_name`` attribute."""
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, F) float features of ``images`` (B, C, H, W) in [-1, 1] at the run's resolution, on
+        the CPU, without gradients; deterministic (equal images give equal features)."""
 
 
 # ---- Metrics ----------------------------------------------------------------------------------
@@ -326,7 +343,8 @@ CONTRACTS: dict[str, type] = {"architectures": Architecture, "losses": Loss, "in
 # (An inverter's abilities are required by its flags instead: see required_abilities.)
 ABILITIES: dict[str, tuple[type, ...]] = {"architectures": (ShapeCheck, EncoderTrunk, CriticTrunk),
                                           "losses": (AfterDiscriminatorStep, StatefulLoss),
-                                          "inverters": (), "datasets": (KnownModes,), "metrics": (Applies,)}
+                                          "inverters": (), "datasets": (KnownModes, DatasetFeatures),
+                                          "metrics": (Applies,)}
 
 LOSS_DEFAULT_KEYS = ("n_critic", "optimizer", "lr", "betas")
 DATA_KINDS = ("images", "points")
@@ -356,6 +374,10 @@ def _kind(value) -> str | None:
     return None if value in DATA_KINDS else f"must be one of {', '.join(DATA_KINDS)}"
 
 
+def _optional_text(value) -> str | None:
+    return None if value is None or (isinstance(value, str) and value) else "must be None or a non-empty str"
+
+
 def _kinds(value) -> str | None:
     if not isinstance(value, (tuple, list)) or not value or any(v not in DATA_KINDS for v in value):
         return f"must be a non-empty tuple of {', '.join(DATA_KINDS)}"
@@ -369,7 +391,7 @@ ATTRIBUTES: dict[str, dict[str, tuple[Any, Callable[[Any], str | None]]]] = {
                "prior": (None, lambda v: None if v in (None, "normal", "uniform") else "must be None, normal or uniform"),
                "conditioning": ("projection", _conditioning)},
     "inverters": {"needs_fit": (True, _flag), "joint": (False, _flag)},
-    "datasets": {"kind": ("images", _kind), "recommended": ({}, _table)},
+    "datasets": {"kind": ("images", _kind), "recommended": ({}, _table), "features_name": (None, _optional_text)},
     "metrics": {"kinds": (("images",), _kinds)},
 }
 

@@ -98,7 +98,7 @@ def test_list_shows_builtins_with_distribution(capsys):
 def test_info_reports_versions_device_and_backends(capsys):
     code, out, _ = run_cli(["info"], capsys)
     assert code == 0
-    for needle in ("gantools 0.1.0", "torch", "device", "bias_leaky_relu", "gradient_penalty", "dcgan, mlp, resnet", "digits, fid, kid, modes, swd"):
+    for needle in ("gantools 0.1.0", "torch", "device", "bias_leaky_relu", "gradient_penalty", "dcgan, mlp, resnet", "digits, fid, is, kid, modes, swd"):
         assert needle in out
 
 

@@ -11,6 +11,7 @@ from gantools.cli.export import export
 from gantools.cli.info import info, list_plugins
 from gantools.cli.invert import invert
 from gantools.cli.latent import latent
+from gantools.cli.neighbours import neighbours
 from gantools.cli.options import CONTEXT
 from gantools.cli.plot import plot
 from gantools.cli.prepare import prepare
@@ -35,6 +36,7 @@ cli.add_command(latent)
 cli.add_command(prepare)
 cli.add_command(plot)
 cli.add_command(export)
+cli.add_command(neighbours)
 
 
 def _error_label() -> str:

@@ -50,12 +50,26 @@ class Digits:
     """
 
     kind = "images"
+    features_name = "digits classifier (128-d penultimate layer)"
 
     def __init__(self, split: str = "all"):
         if split not in _SPLITS:
             raise UserError(f"digits: split must be one of {', '.join(_SPLITS)}, got {split!r}")
         self.split = split
         self.recommended = dict(RECOMMENDED)
+        self._classifier = None
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 128) features of digits (B, C, H, W) in [-1, 1] at any size: the penultimate layer of
+        the digits CNN the ``digits`` features of fid/kid use (trained once on the train split,
+        cached in the metrics' cache directory)."""
+        from gantools.metrics import cache_dir
+        from gantools_plugins.metrics._features import digits_cnn, digits_input
+
+        if self._classifier is None:
+            self._classifier = digits_cnn(cache_dir())[0]
+        with torch.no_grad():
+            return self._classifier.features(digits_input(images.float().cpu()))
 
     def build(self, arg: str | None, image_size: int | None,
               channels: int | None) -> TensorImages:
