@@ -37,6 +37,10 @@ class Critic(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x)).flatten()
 
+    def trunk(self) -> nn.Module:
+        """The critic without its last FC (these weights): (N, C, 28, 28) -> (N, 1024)."""
+        return nn.Sequential(self.features, self.head[:-1])
+
 
 class Generator(nn.Module):
     """z (N, z_dim) -> (N, C, 28, 28) in [-1, 1]: FC 1024 and FC 7*7*128, each ReLU then BatchNorm
@@ -81,8 +85,7 @@ class Conv28:
 
     def critic_trunk(self, image_shape: tuple[int, ...], *, per_sample: bool) -> tuple[nn.Module, int]:
         """The critic (fresh weights) without its last FC: (N, C, 28, 28) -> (N, 1024)."""
-        critic = self.discriminator(image_shape, per_sample=per_sample)
-        return nn.Sequential(critic.features, critic.head[:-1]), 4 * 4 * 64
+        return self.discriminator(image_shape, per_sample=per_sample).trunk(), 4 * 4 * 64
 
     def encoder_trunk(self, image_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
         """The critic's conv part with fresh weights, flattened: (N, C, 28, 28) -> (N, 1024)."""

@@ -121,3 +121,12 @@ def test_short_training_run_with_the_recipe_and_an_encoder_fit(tmp_path):
 
 def _rows(out):
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_the_critics_trunk_is_the_critic_up_to_its_last_fc():
+    critic = Conv28().discriminator((1, 28, 28), per_sample=True)
+    x = torch.randn(3, 1, 28, 28)
+    features = critic.trunk()(x)
+    assert features.shape == (3, 1024)
+    torch.testing.assert_close(critic.head[-1](features).flatten(), critic(x))
+    assert critic.trunk()[0] is critic.features  # the trained weights, not a copy
