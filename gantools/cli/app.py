@@ -6,6 +6,7 @@ import warnings
 
 import click
 
+from gantools.cli.animate import animate
 from gantools.cli.evaluate import evaluate
 from gantools.cli.export import export
 from gantools.cli.info import info, list_plugins
@@ -37,6 +38,7 @@ cli.add_command(prepare)
 cli.add_command(plot)
 cli.add_command(export)
 cli.add_command(neighbours)
+cli.add_command(animate)
 
 
 def _error_label() -> str:

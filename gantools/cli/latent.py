@@ -86,15 +86,22 @@ def latent() -> None:
 @click.option("--method", type=click.Choice(["lerp", "slerp"]), default="slerp", help="interpolation")
 @click.option("--renorm/--no-renorm", default=False,
               help="rescale each point to the median norm of the encoded images")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="grid PNG (an .npz beside it)")
-def interpolate(run_dir, inverter, inverter_opt, images, n, device, pair, latents, steps, method, renorm, out):
-    """Interpolate between two real images (through their codes) or two latents."""
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="grid PNG, or an animation of the path (.gif or .webp, forth and back); an .npz beside it")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True, max=50), default=8.0, show_default=True,
+              help="frames a second of a .gif/.webp --out")
+def interpolate(run_dir, inverter, inverter_opt, images, n, device, pair, latents, steps, method, renorm, out, fps):
+    """Interpolate between two real images (through their codes) or two latents; a .gif or .webp
+    --out animates the path, one frame per point, forth and back."""
     import numpy as np
     import torch
 
-    from gantools import inversion, latent as lat
+    from gantools import animation, inversion, latent as lat
     from gantools.report import save_samples
 
+    animated = Path(out).suffix.lower() in animation.FORMATS
+    if not animated and Path(out).suffix.lower() != ".png":
+        raise UserError(f"--out must name a .png grid or a .gif/.webp animation (got {out})")
     run, inv, real = _setup(run_dir, inverter, inverter_opt, images, n, device)
     if latents is not None:
         codes = torch.from_numpy(np.load(latents)).float()
@@ -106,9 +113,13 @@ def interpolate(run_dir, inverter, inverter_opt, images, n, device, pair, latent
     norm = float(inversion.encode(inv, real).norm(dim=1).median()) if renorm else None
     path = lat.interpolate(ends[0], ends[1], steps, method, norm)
     frames = inversion.decode(run, path)
-    save_samples(frames, Path(out), "images", nrow=steps)
+    if animated:
+        animation.save_animation(animation.pingpong(animation.tensor_frames(frames)), out, fps)
+    else:
+        save_samples(frames, Path(out), "images", nrow=steps)
     np.savez_compressed(Path(out).with_suffix(".npz"), latents=path.numpy(), images=frames.numpy())
-    click.echo(f"wrote {out} ({steps} points, {method}{', renormalised to %.3f' % norm if norm else ''})")
+    shown = f"{2 * steps - 2} frames forth and back" if animated else f"{steps} points"
+    click.echo(f"wrote {out} ({shown}, {method}{', renormalised to %.3f' % norm if norm else ''})")
 
 
 @latent.command(name="walk", context_settings=CONTEXT)
