@@ -76,6 +76,11 @@ keep "$W/cosines.png" latent_cosines
 $GT latent arithmetic "$W/digits" "${E[@]}" --attribute 8 --minus 3 --to 3 --out "$W/arithmetic.png"
 keep "$W/arithmetic.png" latent_arithmetic
 
+step "animations"
+$GT animate "$W/digits" --fps 3 --out "$D/training.gif"
+$GT latent interpolate "$W/digits" --inverter encoder --pair 0 7 --steps 16 --method slerp --out "$W/interpolation.gif"
+cp "$W/interpolation.gif" "$D/interpolation.gif"
+
 step "nearest training neighbours"
 $GT neighbours "$W/digits" --n 8 --out "$W/neighbours.png"
 keep "$W/neighbours.png" neighbours
