@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import math
 import re
 from pathlib import Path
 from typing import Sequence
@@ -13,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from gantools import fileio
 from gantools.errors import UserError
-from gantools.imageio import _grid_array
+from gantools.imageio import grid_image
 from gantools.studyplots import _font, _text_size
 
 FORMATS = {".gif": "GIF", ".webp": "WEBP"}
@@ -163,15 +162,6 @@ def timelapse(run_dir: str | Path, path: str | Path, fps: float = 4.0, every: in
     return [step for step, _ in frames]
 
 
-def image_grid(images: torch.Tensor, nrow: int | None = None, upscale: int = 1, padding: int = 2) -> Image.Image:
-    """(N, 1 or 3, H, W) images in [-1, 1] as one PIL grid (L or RGB), as imageio.save_grid draws it."""
-    images = torch.as_tensor(images).detach().to("cpu", torch.float32)
-    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    grid = _grid_array(pixels.permute(0, 2, 3, 1).numpy(), nrow or math.ceil(math.sqrt(len(images))), padding)
-    image = Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid)
-    return image.resize((image.width * upscale, image.height * upscale), Image.NEAREST) if upscale > 1 else image
-
-
 def pingpong(items: Sequence) -> list:
     """0, 1, ..., n-1, n-2, ..., 1: forth and back without repeating the ends (2n - 2 items)."""
     items = list(items)
@@ -182,4 +172,4 @@ def tensor_frames(images: torch.Tensor, size: int = 128) -> list[Image.Image]:
     """One frame per image of (N, 1 or 3, H, W) in [-1, 1], enlarged (nearest neighbour) by the
     whole factor that brings it nearest ``size`` pixels wide, at least 1."""
     upscale = max(1, round(size / images.shape[-1]))
-    return [image_grid(image[None], nrow=1, upscale=upscale) for image in images]
+    return [grid_image(image[None], nrow=1, upscale=upscale) for image in images]

@@ -340,26 +340,31 @@ def _grid_array(images: np.ndarray, nrow: int, padding: int) -> np.ndarray:
     return grid
 
 
-def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None,
-              padding: int = 2, upscale: int = 1) -> None:
-    """Write images as one PNG grid (grayscale or RGB), creating parent folders.
+def grid_image(images: torch.Tensor, nrow: int | None = None, padding: int = 2, upscale: int = 1) -> Image.Image:
+    """Images as one PIL grid (L for one channel, else RGB).
 
     Args:
         images: (N, C, H, W) with C in {1, 3}, values in [-1, 1] (clamped).
-        path: the PNG file to write.
         nrow: images per row; default ceil(sqrt(N)), a near-square grid.
         padding: mid-grey pixels between and around the images.
         upscale: integer nearest-neighbour magnification of the whole grid, for tiny images.
     """
     images = torch.as_tensor(images).detach().to("cpu", torch.float32)
     if images.ndim != 4 or images.shape[1] not in (1, 3) or images.shape[0] == 0:
-        raise ValueError(f"save_grid needs (N, 1 or 3, H, W) images, got {tuple(images.shape)}")
+        raise ValueError(f"a grid needs (N, 1 or 3, H, W) images, got {tuple(images.shape)}")
     nrow = nrow or math.ceil(math.sqrt(images.shape[0]))
     pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     grid = _grid_array(pixels.permute(0, 2, 3, 1).numpy(), nrow, padding)
     img = Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid)
     if upscale > 1:
         img = img.resize((img.width * upscale, img.height * upscale), Image.NEAREST)
+    return img
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None,
+              padding: int = 2, upscale: int = 1) -> None:
+    """Write images as one PNG grid (grayscale or RGB; see grid_image), creating parent folders."""
+    img = grid_image(images, nrow, padding, upscale)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, format="PNG")

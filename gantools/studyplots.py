@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from gantools.imageio import _grid_array
+from gantools.imageio import grid_image
 from gantools.report import _pyplot, _save
 
 LABEL_MARGIN = 4  # pixels around a label's text
@@ -91,13 +91,11 @@ def labelled_grid(tiles: torch.Tensor, path: Path, row_labels: Sequence[str] = (
     tiles = torch.as_tensor(tiles).detach().float().cpu()
     rows, cols, channels, size = tiles.shape[0], tiles.shape[1], tiles.shape[2], tiles.shape[-1]
     upscale = upscale or max(1, 64 // size)
-    pixels = ((tiles.flatten(0, 1).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    grid = _grid_array(pixels.permute(0, 2, 3, 1).numpy(), cols, padding)
-    grid = np.kron(grid, np.ones((upscale, upscale, 1), dtype=np.uint8)) if upscale > 1 else grid
+    grid = grid_image(tiles.flatten(0, 1), nrow=cols, padding=padding, upscale=upscale)
     layout = grid_layout(rows, cols, size, row_labels, col_labels, padding, upscale)
     mode = "L" if channels == 1 else "RGB"
     canvas = Image.new(mode, (layout["width"], layout["height"]), BACKGROUND if mode == "L" else (255,) * 3)
-    canvas.paste(Image.fromarray(grid[..., 0] if channels == 1 else grid), (layout["left_px"], layout["top_px"]))
+    canvas.paste(grid, (layout["left_px"], layout["top_px"]))
     _draw_labels(canvas, layout, list(row_labels), list(col_labels))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path, format="PNG")

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gantools import fileio
+from gantools import fileio, neighbours
 from gantools.errors import UserError
 
 CONFIDENCE = 0.8
@@ -143,16 +143,13 @@ class Reference:
 
 
 def nearest_distances(pixels: np.ndarray, reference: np.ndarray, leave_one_out: bool = False) -> np.ndarray:
-    """(N,) Euclidean distance from each row of ``pixels`` to its nearest row of ``reference``;
-    ``leave_one_out``: pixels IS the reference, and each row's own distance (0) is left out."""
+    """(N,) Euclidean distance from each row of ``pixels`` to its nearest row of ``reference``
+    (gantools.neighbours' exact search); ``leave_one_out``: pixels IS the reference, and each
+    row's own match is left out."""
     a, b = torch.as_tensor(pixels, dtype=torch.float64), torch.as_tensor(reference, dtype=torch.float64)
-    nearest = []
-    for start in range(0, len(a), 1024):  # (1024, M) distances at a time
-        block = torch.cdist(a[start:start + 1024], b)
-        if leave_one_out:
-            block[torch.arange(len(block)), torch.arange(start, start + len(block))] = float("inf")
-        nearest.append(block.min(dim=1).values)
-    return torch.cat(nearest).numpy()
+    if leave_one_out:
+        return neighbours.nearest_other(b, torch.arange(len(b))).numpy()
+    return neighbours.nearest(a, b, 1)[0][:, 0].numpy()
 
 
 @functools.lru_cache(maxsize=1)
