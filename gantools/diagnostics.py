@@ -7,7 +7,6 @@ plots/weights.png and plots/weights.json.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -172,5 +171,5 @@ def save_weight_histograms(module: torch.nn.Module, path: str | Path, bins: int 
     for ax in list(axes.flat)[len(layers):]:
         ax.axis("off")
     _save(fig, plt, Path(path))
-    fileio.atomic_write(Path(path).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
+    fileio.atomic_write_json(Path(path).with_suffix(".json"), record, indent=1)
     return record

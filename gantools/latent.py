@@ -154,11 +154,6 @@ def rounded(values: torch.Tensor, digits: int = 7) -> list:
     return [float(f"{v:.{digits}g}") if math.isfinite(v) else None for v in torch.as_tensor(values).double().tolist()]
 
 
-def write_json(path: Path, obj: Any) -> Path:
-    """The JSON beside a figure (atomically)."""
-    return fileio.atomic_write_json(path, obj)
-
-
 def parse_numbers(text: str, flag: str, kind=float) -> list:
     """'0,1,2.5' -> [0.0, 1.0, 2.5]; UserError naming the flag otherwise."""
     try:
@@ -201,7 +196,7 @@ def save_norm_study(boxes: list[dict], out: Path, title: str = "") -> dict:
                         hlines=[(math.sqrt(d), f"sqrt({d}) = {math.sqrt(d):.2f}") for d in z_dims])
     record = {"boxes": [{k: v for k, v in b.items() if k != "values"} for b in boxes],
               "sqrt_z_dim": {str(d): math.sqrt(d) for d in z_dims}}
-    write_json(Path(out).with_suffix(".json"), record)
+    fileio.atomic_write_json(Path(out).with_suffix(".json"), record)
     return record
 
 
@@ -246,7 +241,7 @@ def save_crossgrid(result: dict, out: Path) -> dict:
     """The labelled grid (out, a PNG) and a JSON beside it: row labels, per pair MSE and cosine, layout."""
     layout = studyplots.labelled_grid(result["tiles"], out, row_labels=result["labels"])
     record = {"rows": result["labels"], "pairs": result["pairs"], "layout": layout}
-    write_json(Path(out).with_suffix(".json"), record)
+    fileio.atomic_write_json(Path(out).with_suffix(".json"), record)
     return record
 
 
@@ -457,7 +452,7 @@ def save_dynamics(run, result: dict, out_dir: Path, settings: dict) -> dict:
               "trajectories": [{"index": i, **c, "step_l1": rounded(result["step_l1"][i]),
                                 "cosine_distance_to_z0": rounded(result["cosine_distance_to_z0"][i])}
                                for i, c in enumerate(result["classes"])]}
-    write_json(out_dir / "dynamics.json", record)
+    fileio.atomic_write_json(out_dir / "dynamics.json", record)
     return record
 
 
@@ -486,7 +481,7 @@ def save_cosines(result: dict, out: Path, title: str = "", bins: int = 40) -> di
               "mse": float(result["mse"].mean()),
               "histogram": {"bins": drawn["bins"], "reconstruction": drawn["counts"]["x vs G(E(x))"],
                             "random_pairs": drawn["counts"]["random pairs of images"]}}
-    write_json(Path(out).with_suffix(".json"), record)
+    fileio.atomic_write_json(Path(out).with_suffix(".json"), record)
     return record
 
 
@@ -592,5 +587,5 @@ def save_arithmetic(result: dict, out: Path) -> dict:
     record = dict(result["record"])
     record["layout"] = studyplots.labelled_grid(result["tiles"], out, col_labels=record["columns"])
     record["vector"] = rounded(result["vector"])
-    write_json(Path(out).with_suffix(".json"), record)
+    fileio.atomic_write_json(Path(out).with_suffix(".json"), record)
     return record

@@ -136,7 +136,7 @@ def walk_cmd(run_dir, inverter, inverter_opt, images, n, device, start, index, m
     random), against a random direction of equal norm."""
     import torch
 
-    from gantools import inversion, latent as lat
+    from gantools import fileio, inversion, latent as lat
     from gantools.report import save_samples
 
     values = lat.parse_numbers(multiples, "--multiples")
@@ -151,7 +151,7 @@ def walk_cmd(run_dir, inverter, inverter_opt, images, n, device, start, index, m
         result, where = lat.walk(run, inv, real[index], steps, seed=seed), {"from": "image", "index": index}
     frames = inversion.decode(run, torch.cat([result["along"], result["random"]]))
     save_samples(frames, Path(out), "images", nrow=len(steps))
-    lat.write_json(Path(out).with_suffix(".json"), lat.walk_record(result, values, {**where, "seed": seed}))
+    fileio.atomic_write_json(Path(out).with_suffix(".json"), lat.walk_record(result, values, {**where, "seed": seed}))
     click.echo(f"wrote {out}: top row Z' + n*D, bottom row Z' + n*R (|D| = |R| = "
                f"{float(result['direction_norm']):.3f}), n = {multiples}")
 
