@@ -16,6 +16,7 @@ from gantools.cli.neighbours import neighbours
 from gantools.cli.options import CONTEXT
 from gantools.cli.plot import plot
 from gantools.cli.prepare import prepare
+from gantools.cli.report import report
 from gantools.cli.run import run
 from gantools.cli.sample import sample
 from gantools.errors import UserError
@@ -39,6 +40,7 @@ cli.add_command(plot)
 cli.add_command(export)
 cli.add_command(neighbours)
 cli.add_command(animate)
+cli.add_command(report)
 
 
 def _error_label() -> str:

@@ -1,12 +1,12 @@
 """`gantools invert`: fit inverters, map images back to latents, and score inverters."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from gantools.cli.options import CONTEXT, inverter_options, inverter_opts
+from gantools.fileio import atomic_write_json
 
 
 class _DefaultCommandGroup(click.Group):
@@ -68,7 +68,7 @@ def apply(run_dir: str, device: str, inverter: str, inverter_opt, images: str, o
     np.savez_compressed(out_dir / "reconstructions.npz", images=rec.numpy(), inputs=x.numpy())
     mse = (rec - x).pow(2).flatten(1).mean(1)
     rows = [{"index": i, "mse": float(m), "psnr_db": inversion.psnr_db(float(m))} for i, m in enumerate(mse)]
-    (out_dir / "errors.json").write_text(json.dumps(rows, indent=1) + "\n")
+    atomic_write_json(out_dir / "errors.json", rows, indent=1)
     # Each input beside its reconstruction, up to 8 pairs per row, the first 256 images.
     shown = min(len(x), 256)
     pairs = torch.stack([x[:shown], rec[:shown]], dim=1).flatten(0, 1)
@@ -108,5 +108,5 @@ def evaluate(run_dir: str, device: str, inverter: str, inverter_opt, images: str
     click.echo(f"  real images: {source}")
     path = Path(run.directory) / "inverters" / f"eval_{inverter}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(path, result)
     click.echo(f"wrote {path}")
