@@ -8,7 +8,7 @@ import json
 import math
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from PIL import Image
 
@@ -116,14 +116,41 @@ def curves_section(run_dir: Path) -> str:
 def _plot_figures(paths: Sequence[Path], index: Path) -> str:
     titles = {}
     if index.is_file():
-        titles = {v["file"]: v.get("title", "") for v in json.loads(index.read_text()).values()}
+        titles = {v["file"]: v.get("title", "") for v in load_json(index).values()}
     return "".join(figure(p, titles.get(p.name) or p.stem, "plot wide" if _width(p) > WIDE_PX else "plot")
                    for p in paths)
 
 
 def _width(path: Path) -> int:
-    with Image.open(path) as image:
-        return image.width
+    try:
+        with Image.open(path) as image:
+            return image.width
+    except OSError:  # not an image Pillow reads: inlined as it is, the browser shows its alt text
+        return 0
+
+
+def load_json(path: Path) -> Any:
+    """The JSON in ``path``.
+
+    Raises:
+        UserError: the file is not valid JSON (torn or hand-edited), naming it.
+    """
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{path} is not valid JSON ({error})") from None
+
+
+def guarded(section: Callable[[Path], str], run_dir: Path) -> str:
+    """``section(run_dir)``, or a note saying why it cannot be shown: one unreadable or malformed
+    result file costs its own section, not the page."""
+    try:
+        return section(run_dir)
+    except UserError as error:
+        return note(f"cannot show this part: {error}")
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        return note(f"cannot show this part: a file in {run_dir} is not laid out as gantools writes it "
+                    f"({type(error).__name__}: {error})")
 
 
 def samples_section(run_dir: Path) -> str:
@@ -157,7 +184,7 @@ def eval_section(run_dir: Path) -> str:
     parts = []
     path = run_dir / "eval.json"
     if path.is_file():
-        result = json.loads(path.read_text())
+        result = load_json(path)
         rows = [(name, figures.get("label", ""), key, value, result.get("seconds", {}).get(name, "")) if i == 0
                 else ("", "", key, value, "")  # metric, label and seconds on its first row only
                 for name, figures in result.get("metrics", {}).items()
@@ -189,13 +216,13 @@ def inversion_section(run_dir: Path) -> str:
     for path in sorted(folder.glob("*.png")):
         parts.append(figure(path, f"inverter {path.stem}: fit history", "plot"))
     for path in sorted(folder.glob("*.jsonl")):
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = read_metrics(path)  # a torn last line is left out
         if rows:
             keys = list(rows[-1])
             parts.append(f"<h3>{esc(path.name)}: last {min(len(rows), JSONL_ROWS)} of {len(rows)} rows</h3>")
             parts.append(table(keys, [[row.get(k, "") for k in keys] for row in rows[-JSONL_ROWS:]]))
     for path in sorted(folder.glob("*.json")):
-        parts.append(f"<h3>{esc(path.name)}</h3>" + table(["figure", "value"], flatten(json.loads(path.read_text()))))
+        parts.append(f"<h3>{esc(path.name)}</h3>" + table(["figure", "value"], flatten(load_json(path))))
     for path in sorted(run_dir.rglob("side_by_side.png")):
         parts.append(_inverted(path.parent, run_dir))
     return "".join(parts) or note("no inversion results in the run directory")
@@ -208,7 +235,7 @@ def _inverted(folder: Path, run_dir: Path) -> str:
              figure(folder / "side_by_side.png", "inputs | reconstructions", "grid")]
     errors = folder / "errors.json"
     if errors.is_file():
-        rows = json.loads(errors.read_text())
+        rows = load_json(errors)
         if rows:
             means = [(k, sum(r[k] for r in rows) / len(rows)) for k in rows[0] if k != "index"]
             parts.append(table(["mean over %d images" % len(rows), "value"], means))
@@ -220,18 +247,21 @@ def build(run_dir: str | Path) -> str:
     """The HTML page of the run in ``run_dir``.
 
     Raises:
-        UserError: no config.json (not a run directory).
+        UserError: no config.json (not a run directory), or one that is not valid JSON or has no
+            config object. Any other result file that cannot be read costs only its section.
     """
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise UserError(f"no config.json in {run_dir}: not a run directory")
-    record = json.loads(config_path.read_text())
-    config = record.get("config", {})
-    sections = [("samples", "Samples", samples_section(run_dir)), ("curves", "Training curves",
-                curves_section(run_dir)), ("eval", "Evaluation", eval_section(run_dir)),
-                ("timelapse", "Timelapse", timelapse_section(run_dir)), ("inversion", "Inversion",
-                inversion_section(run_dir)), ("config", "Configuration", config_section(record))]
+    record = load_json(config_path)
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise UserError(f"{config_path} is not a gantools config.json (no config object)")
+    config = record["config"]
+    parts = [("samples", "Samples", samples_section), ("curves", "Training curves", curves_section),
+             ("eval", "Evaluation", eval_section), ("timelapse", "Timelapse", timelapse_section),
+             ("inversion", "Inversion", inversion_section), ("config", "Configuration", lambda _: config_section(record))]
+    sections = [(key, name, guarded(section, run_dir)) for key, name, section in parts]
     title = (f"{run_dir.resolve().name}: {config.get('arch', '?')} / {config.get('loss', '?')} / "
              f"{config.get('dataset', '?')}")
     nav = "".join(f'<a href="#{key}">{esc(name)}</a>' for key, name, _ in sections)

@@ -147,3 +147,21 @@ def test_every_image_loads_in_headless_chromium(run_dir, tmp_path):
     pixels = np.asarray(Image.open(shot).convert("L"))
     assert pixels.shape == (2000, 1200)
     assert pixels.std() > 20 and (pixels < 100).mean() > 0.01  # text, tables and grids drawn, not a blank page
+
+
+def test_unreadable_files_cost_their_section_or_one_clear_line(run_dir, tmp_path, cli_error):
+    (run_dir / "eval.json").write_text('{"n": 10, "metr')  # torn
+    (run_dir / "inverted" / "errors.json").write_text("[1, 2]")  # not what gantools invert writes
+    with open(run_dir / "inverters" / "encoder.jsonl", "a") as handle:
+        handle.write('{"step": 9, "ms')  # torn last line: left out
+    (run_dir / "samples" / "latest.png").write_bytes(b"\x89PNG torn")
+    page = htmlreport.build(run_dir)
+    assert re.search(r"cannot show this part: \S*eval.json is not valid JSON", page)
+    assert "encoder.jsonl: last 5 of 8 rows" not in page  # the inversion section is the one that failed
+    assert "cannot show this part: a file in" in page and "<section id=\"config\">" in page
+    assert page.count("cannot show this part") == 2 and 'alt="latest samples"' in page  # torn PNG: inlined as is
+    (run_dir / "config.json").write_text("[]")
+    assert "is not a gantools config.json" in cli_error(["report", str(run_dir)])
+    (run_dir / "config.json").write_text('{"config": {"ar')
+    assert "config.json is not valid JSON" in cli_error(["report", str(run_dir)])
+    assert not (run_dir / "report.html").exists()
