@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -38,10 +39,20 @@ def atomic_write(path: str | os.PathLike, data: Data) -> Path:
 def atomic_stream(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """A binary file to write ``path`` piece by piece, atomically: the pieces go to a temporary file
     that replaces ``path`` (fsynced, renamed) only when the block ends without an error; on an error
-    (or a kill) the target is untouched and no temporary file is left by an error."""
+    (or a kill) the target is untouched and no temporary file is left by an error.
+
+    Raises:
+        OSError: the directory cannot be made or written (read-only, forbidden, not a directory),
+            with ``filename`` the target path (the CLI shows it as one line).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp(path)
+    try:
+        if path.parent.exists() and not path.parent.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{path.parent} is not a directory", str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _create_temp(path)
+    except OSError as error:  # name the target, not the temporary file, in what the user sees
+        raise type(error)(error.errno, f"cannot write there ({error.strerror})", str(path)) from error
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle

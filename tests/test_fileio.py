@@ -127,3 +127,12 @@ def test_fileio_imports_only_the_standard_library():
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert imported and imported <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+def test_an_unwritable_place_is_an_oserror_naming_the_target(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    target = tmp_path / "afile" / "out.json"
+    with pytest.raises(NotADirectoryError, match="is not a directory") as info:
+        fileio.atomic_write_json(target, {})
+    assert info.value.filename == str(target)  # not the temporary file's name
+    assert os.listdir(tmp_path) == ["afile"]

@@ -165,3 +165,9 @@ def test_unreadable_files_cost_their_section_or_one_clear_line(run_dir, tmp_path
     (run_dir / "config.json").write_text('{"config": {"ar')
     assert "config.json is not valid JSON" in cli_error(["report", str(run_dir)])
     assert not (run_dir / "report.html").exists()
+
+
+def test_an_unwritable_out_is_one_line(run_dir, tmp_path, cli_error):
+    (tmp_path / "afile").write_text("x")
+    err = cli_error(["report", str(run_dir), "--out", str(tmp_path / "afile" / "r.html")])
+    assert f"{tmp_path / 'afile' / 'r.html'}: cannot write there ({tmp_path / 'afile'} is not a directory)" in err

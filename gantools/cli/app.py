@@ -1,6 +1,7 @@
 """The `gantools` click group, its commands (listed here, explicitly) and `main`, the entry point."""
 from __future__ import annotations
 
+import errno
 import sys
 import warnings
 
@@ -42,6 +43,11 @@ cli.add_command(neighbours)
 cli.add_command(animate)
 cli.add_command(report)
 
+# OS errors on a path the user gave that they can fix (a missing, read-only or forbidden place, a
+# full disk): one line naming the path. Any other OSError is a defect and keeps its traceback.
+USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EISDIR, errno.ENOTDIR,
+               errno.EEXIST, errno.EDQUOT, errno.ENAMETOOLONG}
+
 
 def _error_label() -> str:
     """'error', or 'error (rank N)' in the processes of a torchrun launch other than rank 0."""
@@ -53,6 +59,12 @@ def _error_label() -> str:
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"warning: {message}", file=sys.stderr)
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"{_error_label()}: {message}\n")  # one write: ranks sharing a terminal do not interleave
+    sys.stderr.flush()
+    sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,7 +79,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except UserError as exc:
-        sys.stderr.write(f"{_error_label()}: {exc}\n")  # one write: ranks sharing a terminal do not interleave
-        sys.stderr.flush()
-        sys.exit(1)
+        _fail(str(exc))
+    except OSError as exc:
+        if exc.filename is None or exc.errno not in USER_ERRNOS:
+            raise  # not a path the user named or can fix: a defect, shown in full
+        _fail(f"{exc.filename}: {exc.strerror}")
     sys.exit(code if isinstance(code, int) else 0)
