@@ -34,7 +34,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         else:
             data = json.loads(text)
     except (ValueError, ImportError) as exc:
-        raise UserError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'json'}: {exc}") from None
+        kind = "TOML" if path.suffix == ".toml" else "JSON"
+        raise UserError(f"config file {path} is not valid {kind} (.toml files are read as TOML, any other "
+                        f"as JSON): {exc}") from None
     if isinstance(data, dict) and "config" in data and isinstance(data["config"], dict):
         data = data["config"]  # a run directory's config.json can be reused as is
     if not isinstance(data, dict):

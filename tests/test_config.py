@@ -40,7 +40,8 @@ def test_toml_files(tmp_path):
 
 
 @pytest.mark.parametrize("text,suffix,message", [
-    ("{not json", ".json", "is not valid json"), ("steps = ", ".toml", "is not valid toml"),
+    ("{not json", ".json", "is not valid JSON"), ("steps = ", ".toml", "is not valid TOML"),
+    ("{not json", ".npz", "is not valid JSON .*any other as JSON"),
     ("[1, 2]", ".json", "must hold a table"), ('{"learning_rate": 1}', ".json", "unknown setting"),
 ])
 def test_bad_config_files(tmp_path, text, suffix, message):
