@@ -133,7 +133,8 @@ def test_nproc_relaunches_with_runs_own_arguments(call, monkeypatch):
 def test_an_unwritable_output_is_one_line(tmp_path, capsys, trained_run):
     (tmp_path / "afile").write_text("x")
     for args in (["sample", str(trained_run), "--n", "4", "--out", str(tmp_path / "afile" / "s.png")],
-                 ["plot", str(trained_run), "--out", str(tmp_path / "afile" / "plots")]):
+                 ["plot", str(trained_run), "--out", str(tmp_path / "afile" / "plots")],
+                 ["prepare", str(tmp_path), "--size", "8", "--out", str(tmp_path / "afile" / "p")]):
         code, out, err = run_cli(args, capsys)
         assert code == 1 and err.startswith("error: ") and len(err.splitlines()) == 1, err
         assert str(tmp_path / "afile") in err and "Traceback" not in err + out

@@ -83,5 +83,6 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         if exc.filename is None or exc.errno not in USER_ERRNOS:
             raise  # not a path the user named or can fix: a defect, shown in full
-        _fail(f"{exc.filename}: {exc.strerror}")
+        reason = "exists and is not a directory" if exc.errno == errno.EEXIST else exc.strerror  # mkdir on a file
+        _fail(f"{exc.filename}: {reason}")
     sys.exit(code if isinstance(code, int) else 0)
