@@ -30,7 +30,7 @@ figure{display:inline-block;margin:.4em 1em .8em 0;vertical-align:top}figcaption
 img{max-width:100%;image-rendering:pixelated}img.plot{image-rendering:auto;width:520px}
 img.wide{width:100%}img.grid{width:400px}img.step{width:250px}
 .row{display:flex;gap:2em;flex-wrap:wrap}summary{cursor:pointer;color:#06c}
-nav a{margin-right:1em}.note{color:#777;font-style:italic}code{background:#f4f4f4;padding:0 .2em}"""
+nav a{margin-right:1em}.note{color:#777;font-style:italic}"""
 
 
 def esc(value: Any) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import sys
 import warnings
 
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         if exc.filename is None or exc.errno not in USER_ERRNOS:
             raise  # not a path the user named or can fix: a defect, shown in full
-        reason = "exists and is not a directory" if exc.errno == errno.EEXIST else exc.strerror  # mkdir on a file
+        reason = exc.strerror
+        if exc.errno == errno.EEXIST and not os.path.isdir(exc.filename):
+            reason = "exists and is not a directory"  # a directory to be made, with a file in its place
         _fail(f"{exc.filename}: {reason}")
     sys.exit(code if isinstance(code, int) else 0)

@@ -107,6 +107,5 @@ def evaluate(run_dir: str, device: str, inverter: str, inverter_opt, images: str
     click.echo(inversion.format_table(inverter, result))
     click.echo(f"  real images: {source}")
     path = Path(run.directory) / "inverters" / f"eval_{inverter}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, result)
+    atomic_write_json(path, result)  # makes inverters/ if missing
     click.echo(f"wrote {path}")
